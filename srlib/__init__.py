@@ -1,0 +1,15 @@
+"""srlib: the small library behind the book "Machine Learning Super-Resolution".
+
+Modules, each readable on its own:
+  resample  FIR kernels and separable resizing, including MATLAB's ``imresize``
+  color     RGB <-> YCbCr (studio and full range) and chroma subsampling
+  metrics   PSNR and SSIM under the SR papers' evaluation protocol
+  data      benchmark sets (Set5, Set14, BSD100, ...), data root, downloads, LR/HR pairs
+  samples   embedded images: freely licensed photographs and generated line art
+  imageio   reading and writing images with clear errors
+  plots     figure helpers shared by the chapters
+  cli       the ``srlib`` command
+"""
+__version__ = "0.1.0"
+
+REPO_URL = "https://github.com/sr-companion/ml-super-resolution-book"

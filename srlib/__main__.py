@@ -1,0 +1,4 @@
+"""``python -m srlib`` runs the ``srlib`` command."""
+from .cli import main
+
+raise SystemExit(main())
