@@ -197,7 +197,7 @@ def test_imresize_weights_are_matlabs_at_a_border():
     np.testing.assert_array_equal(mirror_index(index[0], 8), [1, 0, 0, 1])
     np.testing.assert_allclose(weight[0], keys(-0.25 - np.array([-2, -1, 0, 1])), atol=1e-15)
     x = np.zeros((4, 8))
-    x[:, 0] = 100.0
+    x[:, 1] = 100.0
     expected = (weight[0] * x[0, mirror_index(index[0], 8)]).sum()
     assert imresize(x, 2)[0, 0] == pytest.approx(expected)
     # Pillow truncates and renormalises the kernel instead: a different value at the border.
