@@ -199,10 +199,11 @@ def test_imresize_weights_are_matlabs_at_a_border():
     x = np.zeros((4, 8))
     x[:, 1] = 100.0
     expected = (weight[0] * x[0, mirror_index(index[0], 8)]).sum()
-    assert imresize(x, 2)[0, 0] == pytest.approx(expected)
-    # Pillow truncates and renormalises the kernel instead: a different value at the border.
+    ours = imresize(x, 2)
+    assert ours[0, 0] == pytest.approx(expected)
+    # Pillow truncates and renormalises the kernel instead: different values at the border.
     pillow = np.asarray(Image.fromarray(x.astype(np.float32), "F").resize((16, 8), Image.BICUBIC))
-    assert abs(pillow[0, 0] - expected) > 1
+    assert np.abs(pillow[0, :3] - ours[0, :3]).max() > 1
 
 
 def test_imresize_downscale_kernel_spans_four_times_the_factor():
