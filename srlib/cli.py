@@ -1,7 +1,7 @@
 """The ``srlib`` command: score classic upscalers on the benchmarks and fetch the data.
 
     srlib eval --dataset Set5 --method bicubic --scale 2 [--json]
-    srlib download Set5 [--root DIR]
+    srlib download Set5 [--root DIR] [--base-url URL]
 
 Each subcommand is a ``_cmd_<name>(args) -> int`` function added in ``_parser``. Expected
 failures (bad arguments, missing data, a refused download) print one line on stderr and
@@ -77,7 +77,7 @@ def _table(result: dict) -> str:
 
 
 def _cmd_download(args: argparse.Namespace) -> int:
-    folder = data.download(args.name, args.root)
+    folder = data.download(args.name, args.root, base_url=args.base_url)
     print(f"{folder.name}: {len(data.DATASETS[folder.name].files)} files verified in {folder}")
     return 0
 
@@ -104,6 +104,7 @@ def _parser() -> argparse.ArgumentParser:
                                    description="Fetch a set into ROOT/NAME, checking each file's sha256.")
     download.add_argument("name", metavar="NAME", help=", ".join(data.DATASETS))
     download.add_argument("--root", help=f"data folder (default: ${data.ENV_VAR} or {data.DEFAULT_ROOT})")
+    download.add_argument("--base-url", help="a mirror serving each file as BASE_URL/<file name>")
     download.set_defaults(run=_cmd_download)
     return parser
 

@@ -2,15 +2,19 @@
 
 ``psnr`` and ``ssim`` take two single-channel images: numpy (H, W), or torch tensors
 (H, W), (N, H, W) or (N, 1, H, W). A single image gives a float; a torch batch gives a
-float64 tensor of per-image values on the input's device. ``evaluate`` applies the whole
-protocol to uint8 images: studio-range Y rounded to uint8, ``scale`` pixels cropped from
-each border, then PSNR and SSIM.
+float64 tensor of per-image values on the input's device. SSIM filters numpy images with
+scipy (quick on a CPU) and tensors with conv2d (batched, CPU or CUDA). ``evaluate``
+applies the whole protocol to uint8 images: studio-range Y rounded to uint8, ``scale``
+pixels cropped from each border, then PSNR and SSIM.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
 
 from .color import rgb_to_y
 
@@ -22,24 +26,25 @@ SSIM_K1, SSIM_K2 = 0.01, 0.03
 Metric = float | torch.Tensor
 
 
-def _as_batch(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor, crop: int,
-              min_size: int) -> tuple[torch.Tensor, torch.Tensor, bool]:
-    """Both images as cropped float64 tensors (N, 1, H, W), and whether the input was a batch."""
+def _prepare(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor, crop: int,
+             min_size: int) -> tuple[np.ndarray | torch.Tensor, np.ndarray | torch.Tensor, bool]:
+    """Both images cropped and in float64: numpy (H, W), or torch (N, 1, H, W) with a flag
+    saying whether the tensors were a batch."""
     if isinstance(a, torch.Tensor) != isinstance(b, torch.Tensor):
         raise ValueError("compare two numpy arrays or two torch tensors, not one of each")
     if isinstance(a, torch.Tensor):
         if a.device != b.device:
             raise ValueError(f"images are on different devices ({a.device} and {b.device})")
-        batched = a.ndim in (3, 4)
         if not (a.ndim in (2, 3) or (a.ndim == 4 and a.shape[1] == 1)):
             raise ValueError(f"expected tensors (H, W), (N, H, W) or (N, 1, H, W), got shape {tuple(a.shape)}")
+        batched = a.ndim > 2
         x, y = a.detach().to(torch.float64), b.detach().to(torch.float64)
     else:
         a, b = np.asarray(a), np.asarray(b)
         if a.ndim != 2:
             raise ValueError(f"expected single-channel images (H, W), got shape {a.shape}; take Y first")
         batched = False
-        x, y = torch.from_numpy(a.astype(np.float64)), torch.from_numpy(b.astype(np.float64))
+        x, y = a.astype(np.float64), b.astype(np.float64)
     if a.shape != b.shape:
         raise ValueError(f"images differ in shape: {tuple(a.shape)} and {tuple(b.shape)}")
     if isinstance(crop, bool) or not isinstance(crop, (int, np.integer)) or crop < 0:
@@ -49,13 +54,10 @@ def _as_batch(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor, crop: 
     if min(height, width) < min_size:
         raise ValueError(f"image {tuple(x.shape[-2:])} cropped by {crop} per border leaves "
                          f"{max(height, 0)}x{max(width, 0)}, smaller than the {min_size}x{min_size} needed")
-    x, y = x.reshape(-1, 1, *x.shape[-2:]), y.reshape(-1, 1, *y.shape[-2:])
     window = (..., slice(crop, crop + height), slice(crop, crop + width))
+    if isinstance(x, torch.Tensor):
+        x, y = x.reshape(-1, 1, *x.shape[-2:]), y.reshape(-1, 1, *y.shape[-2:])
     return x[window], y[window], batched
-
-
-def _result(values: torch.Tensor, batched: bool) -> Metric:
-    return values if batched else float(values[0])
 
 
 def _check_range(data_range: float) -> None:
@@ -68,9 +70,12 @@ def psnr(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor, *, crop: in
     """Peak signal-to-noise ratio 10 log10(data_range^2 / MSE) in dB, in float64, after
     cropping ``crop`` pixels from every border; identical images give inf."""
     _check_range(data_range)
-    x, y, batched = _as_batch(a, b, crop, 1)
-    mse = (x - y).square().mean(dim=(1, 2, 3))
-    return _result(10 * torch.log10(data_range**2 / mse), batched)
+    x, y, batched = _prepare(a, b, crop, 1)
+    if isinstance(x, torch.Tensor):
+        values = 10 * torch.log10(data_range**2 / (x - y).square().mean(dim=(1, 2, 3)))
+        return values if batched else float(values[0])
+    mse = float(np.mean((x - y) ** 2))
+    return math.inf if mse == 0 else 10 * math.log10(data_range**2 / mse)
 
 
 def gaussian_window(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> np.ndarray:
@@ -80,14 +85,25 @@ def gaussian_window(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> np.nd
     return g / g.sum()
 
 
-def ssim_map(x: torch.Tensor, y: torch.Tensor, data_range: float = 255.0) -> torch.Tensor:
-    """SSIM at every position where the 11 x 11 window fits inside (N, 1, H, W) float images:
-    an (N, 1, H - 10, W - 10) map (no padding, as Wang et al.'s reference code)."""
+def _valid_means(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor) -> list:
+    """Gaussian-weighted local means of x, y, x^2, y^2 and xy wherever the window fits."""
+    g = gaussian_window()
+    moments = [x, y, x * x, y * y, x * y]
+    if isinstance(x, torch.Tensor):
+        g = torch.as_tensor(g, dtype=x.dtype, device=x.device)
+        rows, cols = g.view(1, 1, -1, 1).repeat(5, 1, 1, 1), g.view(1, 1, 1, -1).repeat(5, 1, 1, 1)
+        means = F.conv2d(F.conv2d(torch.cat(moments, dim=1), rows, groups=5), cols, groups=5)
+        return list(means.split(1, dim=1))
+    r = SSIM_WINDOW // 2  # scipy filters at every pixel; keep the positions free of padding
+    return [ndimage.correlate1d(ndimage.correlate1d(m, g, axis=0), g, axis=1)[r:-r, r:-r] for m in moments]
+
+
+def ssim_map(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor,
+             data_range: float = 255.0) -> np.ndarray | torch.Tensor:
+    """SSIM wherever the 11 x 11 window fits inside float images, numpy (H, W) or torch
+    (N, 1, H, W): a map 10 pixels smaller each way (no padding, as Wang et al.'s code)."""
     c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
-    g = torch.as_tensor(gaussian_window(), dtype=x.dtype, device=x.device)
-    rows, cols = g.view(1, 1, -1, 1).repeat(5, 1, 1, 1), g.view(1, 1, 1, -1).repeat(5, 1, 1, 1)
-    moments = torch.cat([x, y, x * x, y * y, x * y], dim=1)
-    mean_x, mean_y, mean_xx, mean_yy, mean_xy = F.conv2d(F.conv2d(moments, rows, groups=5), cols, groups=5).split(1, dim=1)
+    mean_x, mean_y, mean_xx, mean_yy, mean_xy = _valid_means(x, y)
     var_x, var_y = mean_xx - mean_x**2, mean_yy - mean_y**2
     cov = mean_xy - mean_x * mean_y
     return ((2 * mean_x * mean_y + c1) * (2 * cov + c2)) / ((mean_x**2 + mean_y**2 + c1) * (var_x + var_y + c2))
@@ -98,8 +114,11 @@ def ssim(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor, *, crop: in
     """Structural similarity (Wang et al. 2004): Gaussian 11 x 11 window, sigma 1.5, K1 0.01,
     K2 0.03, averaged over the valid part of the SSIM map of the cropped images."""
     _check_range(data_range)
-    x, y, batched = _as_batch(a, b, crop, SSIM_WINDOW)
-    return _result(ssim_map(x, y, data_range).mean(dim=(1, 2, 3)), batched)
+    x, y, batched = _prepare(a, b, crop, SSIM_WINDOW)
+    if isinstance(x, torch.Tensor):
+        values = ssim_map(x, y, data_range).mean(dim=(1, 2, 3))
+        return values if batched else float(values[0])
+    return float(ssim_map(x, y, data_range).mean())
 
 
 def evaluate(sr: np.ndarray, hr: np.ndarray, scale: int) -> dict[str, float]:

@@ -101,6 +101,20 @@ def get_kernel(kernel: str | Kernel) -> Kernel:
     return found
 
 
+def frequency_response(kernel: str | Kernel, freqs: np.ndarray, step: float = 1 / 256) -> np.ndarray:
+    """The kernel's continuous Fourier transform at ``freqs`` (cycles per input pixel).
+
+    All kernels here are even, so it is the cosine transform, integrated numerically over
+    the support; the ideal ``sinc`` has the exact box response (1 below 0.5 c/px).
+    """
+    freqs = np.asarray(freqs, dtype=np.float64)
+    if isinstance(kernel, Kernel) and kernel is sinc:
+        return (np.abs(freqs) < 0.5).astype(np.float64)
+    kernel = get_kernel(kernel)
+    t = np.arange(-kernel.support, kernel.support, step) + step / 2
+    return (kernel(t)[None, :] * np.cos(2 * np.pi * freqs[:, None] * t[None, :])).sum(axis=1) * step
+
+
 def mirror_index(index: np.ndarray, length: int) -> np.ndarray:
     """Map any integer index into [0, length) by symmetric reflection (edge sample repeated)."""
     period = np.mod(index, 2 * length)

@@ -217,3 +217,12 @@ def test_imresize_rounds_uint8_once(photo):
     out = imresize(photo, 0.5)
     ref = np.clip(np.round(resize(photo.astype(np.float64), 0.5, kernel="bicubic")), 0, 255)
     np.testing.assert_array_equal(out, ref.astype(np.uint8))
+
+
+def test_frequency_response_matches_closed_forms():
+    from srlib.resample import frequency_response
+    f = np.linspace(0, 1.5, 31)
+    # box of width 1 -> sinc(f); triangle (box * box) -> sinc(f)^2; ideal sinc -> box.
+    np.testing.assert_allclose(frequency_response("box", f), np.sinc(f), atol=1e-4)
+    np.testing.assert_allclose(frequency_response("triangle", f), np.sinc(f) ** 2, atol=1e-4)
+    np.testing.assert_array_equal(frequency_response(sinc, f), (f < 0.5).astype(float))
