@@ -224,7 +224,8 @@ def upscale_rgb(rgb: np.ndarray, scale: float, y_upscaler: Callable[[np.ndarray]
     """
     array = np.asarray(rgb)
     if array.dtype != np.uint8 or not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (3, 4))):
-        raise ValueError(f"upscale_rgb needs a uint8 image (H, W), (H, W, 3) or (H, W, 4), got {array.dtype} {array.shape}")
+        raise ValueError(f"upscale_rgb needs a uint8 image (H, W), (H, W, 3) or (H, W, 4), "
+                         f"got {array.dtype} {array.shape}")
     colour = np.repeat(array[..., None], 3, axis=2) if array.ndim == 2 else array[..., :3]
     ycc = rgb_to_ycbcr(colour, "studio")
     y = np.asarray(y_upscaler(ycc[..., 0]), dtype=np.float64)

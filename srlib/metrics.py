@@ -85,7 +85,7 @@ def gaussian_window(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> np.nd
     return g / g.sum()
 
 
-def _valid_means(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor) -> list:
+def _valid_means(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor) -> list[np.ndarray] | list[torch.Tensor]:
     """Gaussian-weighted local means of x, y, x^2, y^2 and xy wherever the window fits."""
     g = gaussian_window()
     moments = [x, y, x * x, y * y, x * y]
@@ -126,7 +126,8 @@ def evaluate(sr: np.ndarray, hr: np.ndarray, scale: int) -> dict[str, float]:
     PSNR and SSIM of the uint8 studio Y, ``scale`` pixels cropped from each border."""
     sr, hr = np.asarray(sr), np.asarray(hr)
     if sr.dtype != np.uint8 or hr.dtype != np.uint8:
-        raise ValueError(f"evaluate needs uint8 images (clip and round the SR output first), got {sr.dtype} and {hr.dtype}")
+        raise ValueError(f"evaluate needs uint8 images (clip and round the SR output first), "
+                         f"got {sr.dtype} and {hr.dtype}")
     if sr.shape != hr.shape:
         raise ValueError(f"SR and HR images differ in shape: {sr.shape} and {hr.shape}")
     if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or scale < 1:
