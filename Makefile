@@ -10,7 +10,6 @@ PROFILE ?= quick
 CHAPTERS := $(sort $(wildcard book/*.ipynb))
 STAMP   := $(VENV)/.installed
 
-export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
 .PHONY: install book execute html test baselines bench lock clean

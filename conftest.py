@@ -19,7 +19,6 @@ def pytest_configure(config: pytest.Config) -> None:
     shutil.rmtree(FIGURE_DIR, ignore_errors=True)
     FIGURE_DIR.mkdir(parents=True)
     os.environ["SRLIB_FIGURE_DIR"] = str(FIGURE_DIR)
-    os.environ.setdefault("MPLBACKEND", "Agg")
     os.environ.setdefault("PYTHONHASHSEED", "0")
 
 
