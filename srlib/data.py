@@ -81,7 +81,8 @@ def load_set(name_or_dir: str | os.PathLike, *, min_size: int | None = None) -> 
     """Read a set as [(file stem, uint8 image)] sorted by file name.
 
     A registered name (Set5, BSD100, ...) is looked up under ``data_root()`` and must hold
-    every registered file; anything else is taken as a folder of images. Grey images stay
+    every registered file (the name wins over a folder so named: write ``./Set5`` for
+    that); anything else is taken as a folder of images. Grey images stay
     (H, W); colour images are (H, W, 3). ``min_size`` is passed on to ``read_image``.
     """
     dataset = _lookup(name_or_dir) if isinstance(name_or_dir, str) else None
@@ -142,8 +143,8 @@ def download(name: str, root: str | os.PathLike | None = None, *, base_url: str 
     folder = Path(root if root is not None else data_root()).expanduser() / dataset.name
     if not dataset.files:
         raise ValueError(
-            f"{dataset.name} has no verified file list in srlib; fetch {' and '.join(dataset.source)} "
-            f"by hand and put its images in {folder}")
+            f"{dataset.name} has no verified file list in srlib; get it by hand from "
+            f"{' and '.join(dataset.source)} and put its images in {folder}")
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     try:
