@@ -24,6 +24,7 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 
 # Execute every chapter in place (its stored outputs are what the book renders and
 # what nbval compares against). PROFILE=full runs the paper-scale settings.
+execute: export SRLIB_RESULTS_DIR := $(CURDIR)/results
 execute: $(STAMP)
 	@mkdir -p _build/figures
 	for nb in $(CHAPTERS); do \

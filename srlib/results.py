@@ -1,0 +1,146 @@
+"""Results files with provenance, and the reproduction ledger of the article's claims.
+
+A chapter records what it measured with ``record(name, profile, claims=..., data=...)``:
+one JSON file per chapter and profile, carrying the git commit, device, library versions,
+parameters and wall time beside the numbers. ``make execute`` points ``SRLIB_RESULTS_DIR``
+at ``results/``; elsewhere (nbval, a reader's Colab) nothing is written unless the
+variable is set. The ledger page reads those files back with ``ledger``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import torch
+
+from . import __version__
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = ROOT / "results"
+VERDICTS = ("reproduced", "partly", "not reproduced", "not yet measured")
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    text: str
+    article: str
+    chapter: str
+
+
+#: The article's quantitative claims (ARTICLE.md), each with the chapter that measures it.
+CLAIMS = (
+    Claim("C1", "Mitchell–Netravali round trip ×0.5/×2 loses mostly high frequencies (edges)", "qualitative (figures)", "01_fir_filters"),
+    Claim("C2", "Among FIR filters, Lanczos gives the best ×2 PSNR on the training set", "Lanczos best (table)", "01_fir_filters"),
+    Claim("C3", "SRCNN ≈ 4 dB above bicubic", "≈ +4 dB", "04_srcnn"),
+    Claim("C4", "FSRCNN orders of magnitude faster than SRCNN at comparable or better PSNR", "≫ 10× faster", "05_fsrcnn"),
+    Claim("C5", "FSRCNN: retraining only the deconvolution gives another scale factor", "works", "05_fsrcnn"),
+    Claim("C6", "ESPCN orders of magnitude faster than SRCNN; sub-pixel conv learns faster than deconv", "≫ 10× faster", "06_espcn"),
+    Claim("C7", "Residual learning makes a deep network (VDSR) converge fast", "4 h on a Titan Z", "07_vdsr"),
+    Claim("C8", "SP-VDSR epoch 1 s vs VDSR (same depth) 3 s", "1 s vs 3 s", "08_sp_vdsr"),
+    Claim("C9", "SP-VDSR 44.86 dB (train set, ~1 h) vs VDSR 41.50 dB in the same time", "44.86 vs 41.50 dB", "08_sp_vdsr"),
+    Claim("C10", "Lanczos input +0.364 dB over bilinear input; inputs converge similarly", "+0.364 dB", "08_sp_vdsr"),
+    Claim("C11", "SP-VDSR +3.68 dB over its Lanczos input on a line-art test image", "+3.68 dB", "08_sp_vdsr"),
+    Claim("C12", "SP-VDSR matches Lanczos quickly, then plateaus ~200 epochs before improving", "plateau ~200 epochs", "08_sp_vdsr"),
+)
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def device_name() -> str:
+    """A human-readable name of the device torch computes on here."""
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "Apple MPS"
+    return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+
+
+def provenance(profile: str, parameters: dict | None = None, wall_time: float | None = None) -> dict:
+    """Where a number came from: commit, device, versions, profile, parameters, wall time."""
+    versions = {"python": sys.version.split()[0], "srlib": __version__}
+    for package in ("torch", "numpy", "scipy", "pillow", "scikit-image"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "git_commit": _git("rev-parse", "HEAD"),
+        "git_dirty": bool(status) if status is not None else None,
+        "device": device_name(),
+        "platform": platform.platform(),
+        "profile": profile,
+        "parameters": parameters or {},
+        "wall_time_s": wall_time,
+        "versions": versions,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def record(name: str, profile: str, *, claims: dict[str, dict], data: dict | None = None,
+           parameters: dict | None = None, wall_time: float | None = None) -> Path | None:
+    """Write ``results/<name>-<profile>.json`` when SRLIB_RESULTS_DIR is set (else do nothing).
+
+    ``claims`` maps a claim id to {"measured": str, "verdict": one of VERDICTS,
+    "conditions": str}; the file is replaced atomically.
+    """
+    known = {c.id for c in CLAIMS}
+    for cid, row in claims.items():
+        if cid not in known:
+            raise ValueError(f"unknown claim id {cid!r}")
+        if row.get("verdict") not in VERDICTS or not row.get("measured"):
+            raise ValueError(f"claim {cid} needs a 'measured' value and a verdict among {VERDICTS}")
+    folder = os.environ.get("SRLIB_RESULTS_DIR")
+    if not folder:
+        return None
+    path = Path(folder) / f"{name}-{profile}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"name": name, "provenance": provenance(profile, parameters, wall_time),
+               "claims": claims, "data": data or {}}
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def load_all(folder: str | os.PathLike = RESULTS_DIR) -> list[dict]:
+    """Every results file in ``folder``, sorted by file name."""
+    return [json.loads(p.read_text()) for p in sorted(Path(folder).glob("*.json"))]
+
+
+def ledger(folder: str | os.PathLike = RESULTS_DIR) -> list[dict]:
+    """One row per claim C1–C12: the article's value beside every measurement of it.
+
+    A claim measured under several profiles gets one row per profile (full first); a claim
+    nobody has measured yet says so.
+    """
+    measured: dict[str, list[dict]] = {}
+    for result in load_all(folder):
+        prov = result["provenance"]
+        for cid, row in result["claims"].items():
+            measured.setdefault(cid, []).append({
+                **row, "profile": prov["profile"], "device": prov["device"],
+                "commit": (prov["git_commit"] or "unknown")[:10], "source": result["name"]})
+    rows = []
+    for claim in CLAIMS:
+        found = sorted(measured.get(claim.id, []), key=lambda r: r["profile"] != "full")
+        base = {"id": claim.id, "claim": claim.text, "article": claim.article, "chapter": claim.chapter}
+        if not found:
+            rows.append({**base, "measured": "—", "verdict": "not yet measured", "conditions": "—",
+                         "profile": "—", "device": "—", "commit": "—"})
+        rows.extend({**base, **row} for row in found)
+    return rows
