@@ -150,6 +150,24 @@ def _check_scheme(scheme: str, siting: str) -> tuple[int, int]:
     return SCHEMES[scheme]
 
 
+def _siting_offset(fx: int, siting: str) -> float:
+    """Horizontal offset, in luma columns, of a chroma sample from the centre of the ``fx``
+    columns it stands for: 0 when centred, -(fx - 1) / 2 on the group's first column."""
+    return -(fx - 1) / 2 if siting == "left" else 0.0
+
+
+def chroma_positions(scheme: str, siting: str, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column coordinates, in luma pixels (0 = centre of the first), at which
+    ``subsample_chroma`` places the chroma samples of an (H, W) image: for diagrams and checks."""
+    fy, fx = _check_scheme(scheme, siting)
+    if len(shape) != 2 or min(shape) < 1:
+        raise ValueError(f"shape must be (height, width) of positive sizes, got {shape!r}")
+    h, w = (int(n) for n in shape)
+    rows = (np.arange(-(-h // fy)) + 0.5) * fy - 0.5
+    cols = (np.arange(-(-w // fx)) + 0.5) * fx - 0.5 + _siting_offset(fx, siting)
+    return rows, cols
+
+
 def _check_rgb_uint8(rgb: np.ndarray, what: str) -> np.ndarray:
     array = np.asarray(rgb)
     if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
@@ -177,8 +195,7 @@ def subsample_chroma(rgb: np.ndarray, scheme: str = "4:2:0", *, kernel: str = "b
             plane = _resample_axis(plane, 0, plane.shape[0] // fy, kernel, 0.0)
         if fx > 1:
             # Sample j of the shrunk row sits at input column (j + 0.5) * fx - 0.5 + offset.
-            shift = -(fx - 1) / 2 if siting == "left" else 0.0
-            plane = _resample_axis(plane, 1, plane.shape[1] // fx, kernel, shift)
+            plane = _resample_axis(plane, 1, plane.shape[1] // fx, kernel, _siting_offset(fx, siting))
         chroma.append(plane)
     return ChromaPlanes(ycc[..., 0], chroma[0], chroma[1], scheme, siting, convention)
 
@@ -194,8 +211,7 @@ def upsample_chroma(planes: ChromaPlanes, *, kernel: str = "triangle") -> np.nda
             plane = _resample_axis(plane, 0, plane.shape[0] * fy, kernel, 0.0)
         if fx > 1:
             # Luma column x sits at chroma coordinate x / fx when chroma is left-sited.
-            shift = (fx - 1) / (2 * fx) if planes.siting == "left" else 0.0
-            plane = _resample_axis(plane, 1, plane.shape[1] * fx, kernel, shift)
+            plane = _resample_axis(plane, 1, plane.shape[1] * fx, kernel, -_siting_offset(fx, planes.siting) / fx)
         full.append(plane[:h, :w])
     ycc = np.stack([planes.y, full[0], full[1]], axis=-1)
     return _to_uint8(ycbcr_to_rgb(ycc, planes.convention))

@@ -180,6 +180,30 @@ def test_linear_chroma_is_reconstructed_at_either_siting(siting):
     assert np.abs(out[:, 4:-4].astype(int) - rgb[:, 4:-4]).max() <= 1
 
 
+@pytest.mark.parametrize("scheme", list(color.SCHEMES))
+@pytest.mark.parametrize("siting", color.SITINGS)
+def test_chroma_positions_are_where_subsample_chroma_samples(scheme, siting):
+    yy, xx = np.mgrid[0:32, 0:48]
+    rgb = np.zeros((32, 48, 3), np.uint8)
+    rgb[..., 0], rgb[..., 1], rgb[..., 2] = 60, 90, 2 * xx + 3 * yy  # Cb linear in row and column
+    cb = color.rgb_to_ycbcr(rgb, "full")[..., 1]
+    dy, dx = cb[1, 0] - cb[0, 0], cb[0, 1] - cb[0, 0]
+    rows, cols = color.chroma_positions(scheme, siting, (32, 48))
+    planes = color.subsample_chroma(rgb, scheme, kernel="triangle", siting=siting)
+    assert planes.cb.shape == (len(rows), len(cols))
+    inner = (slice(2, -2), slice(2, -2))  # away from the mirrored borders
+    expected = cb[0, 0] + dy * rows[:, None] + dx * cols[None, :]
+    np.testing.assert_allclose(planes.cb[inner], expected[inner], atol=1e-9)
+
+
+def test_chroma_positions_of_a_420_block_and_bad_shape():
+    rows, cols = color.chroma_positions("4:2:0", "left", (3, 5))
+    np.testing.assert_array_equal(rows, [0.5, 2.5])
+    np.testing.assert_array_equal(cols, [0.0, 2.0, 4.0])
+    with pytest.raises(ValueError, match="shape"):
+        color.chroma_positions("4:2:0", "center", (0, 5))
+
+
 def test_unknown_scheme_siting_and_non_uint8_rgb_are_rejected():
     with pytest.raises(ValueError, match="scheme"):
         color.subsample_chroma(random_rgb(), "4:2:1")
