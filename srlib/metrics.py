@@ -5,11 +5,13 @@
 float64 tensor of per-image values on the input's device. SSIM filters numpy images with
 scipy (quick on a CPU) and tensors with conv2d (batched, CPU or CUDA). ``evaluate``
 applies the whole protocol to uint8 images: studio-range Y rounded to uint8, ``scale``
-pixels cropped from each border, then PSNR and SSIM.
+pixels cropped from each border, then PSNR and SSIM. ``evaluate_set`` runs the whole
+benchmark for an upscaler: modcrop, MATLAB-bicubic shrink, upscale, ``evaluate``, means.
 """
 from __future__ import annotations
 
 import math
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -17,6 +19,8 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from .color import rgb_to_y
+from .data import modcrop
+from .resample import imresize
 
 #: SSIM constants of Wang et al. (2004): Gaussian window 11 x 11 with sigma 1.5, K1, K2.
 SSIM_WINDOW = 11
@@ -121,17 +125,49 @@ def ssim(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor, *, crop: in
     return float(ssim_map(x, y, data_range).mean())
 
 
-def evaluate(sr: np.ndarray, hr: np.ndarray, scale: int) -> dict[str, float]:
-    """The SR papers' protocol on uint8 RGB (H, W, 3) or grey (H, W) images of equal shape:
-    PSNR and SSIM of the uint8 studio Y, ``scale`` pixels cropped from each border."""
+def _check_scale(scale: int) -> int:
+    if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or scale < 1:
+        raise ValueError(f"scale must be a positive integer, got {scale!r}")
+    return int(scale)
+
+
+def _protocol_y(sr: np.ndarray, hr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The uint8 studio Y of an SR output and its HR image, after checking both."""
     sr, hr = np.asarray(sr), np.asarray(hr)
     if sr.dtype != np.uint8 or hr.dtype != np.uint8:
         raise ValueError(f"evaluate needs uint8 images (clip and round the SR output first), "
                          f"got {sr.dtype} and {hr.dtype}")
     if sr.shape != hr.shape:
         raise ValueError(f"SR and HR images differ in shape: {sr.shape} and {hr.shape}")
-    if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or scale < 1:
-        raise ValueError(f"scale must be a positive integer, got {scale!r}")
-    y_sr, y_hr = rgb_to_y(sr), rgb_to_y(hr)
-    crop = int(scale)
+    return rgb_to_y(sr), rgb_to_y(hr)
+
+
+def evaluate(sr: np.ndarray, hr: np.ndarray, scale: int) -> dict[str, float]:
+    """The SR papers' protocol on uint8 RGB (H, W, 3) or grey (H, W) images of equal shape:
+    PSNR and SSIM of the uint8 studio Y, ``scale`` pixels cropped from each border."""
+    y_sr, y_hr = _protocol_y(sr, hr)
+    crop = _check_scale(scale)
     return {"psnr": psnr(y_sr, y_hr, crop=crop), "ssim": ssim(y_sr, y_hr, crop=crop)}
+
+
+def evaluate_set(images: Iterable[tuple[str, np.ndarray]], scale: int,
+                 upscale: Callable[[np.ndarray, int], np.ndarray]) -> dict:
+    """Benchmark ``upscale(lr, scale)`` on (name, HR image) pairs under the protocol: modcrop,
+    MATLAB-bicubic shrink, upscale (to uint8 of the HR size), then ``evaluate`` on each image.
+
+    Returns {"psnr": mean, "ssim": mean, "images": [{"name", "psnr", "ssim"}, ...]}.
+    """
+    scale = _check_scale(scale)
+    rows = []
+    for name, image in images:
+        try:
+            hr = modcrop(np.asarray(image), scale)
+            y_sr, y_hr = _protocol_y(upscale(imresize(hr, 1 / scale), scale), hr)
+        except ValueError as err:
+            raise ValueError(f"{name}: {err}") from err
+        rows.append({"name": name, "psnr": psnr(y_sr, y_hr, crop=scale),
+                     "ssim": ssim(y_sr, y_hr, crop=scale)})
+    if not rows:
+        raise ValueError("no images to evaluate")
+    means = {key: float(np.mean([row[key] for row in rows])) for key in ("psnr", "ssim")}
+    return {**means, "images": rows}

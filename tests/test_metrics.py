@@ -4,7 +4,7 @@ import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from srlib import metrics
+from srlib import data, metrics, resample
 from srlib.color import rgb_to_y, rgb_to_ycbcr
 
 
@@ -155,3 +155,36 @@ def test_evaluate_rejects_non_uint8_mismatched_shapes_and_bad_scale():
         metrics.evaluate(sr[:-1], hr, 2)
     with pytest.raises(ValueError, match="positive integer"):
         metrics.evaluate(sr, hr, 1.5)
+
+
+def small_set() -> list[tuple[str, np.ndarray]]:
+    """A colour and a grey image whose sides are not multiples of 3 (so modcrop matters)."""
+    _, hr = colour_pair(seed=4)
+    smooth = np.clip(np.round(128 + 80 * np.sin(np.mgrid[0:41, 0:38].sum(axis=0) / 6.0)), 0, 255).astype(np.uint8)
+    return [("colour", np.repeat(np.repeat(hr, 2, axis=0), 2, axis=1)[:-1]), ("grey", smooth)]
+
+
+def test_evaluate_set_scores_each_protocol_pair_and_averages():
+    result = metrics.evaluate_set(small_set(), 3, resample.imresize)
+    assert [row["name"] for row in result["images"]] == ["colour", "grey"]
+    for (_, image), row in zip(small_set(), result["images"]):
+        lr, hr = data.make_pair(image, 3)
+        assert row == {"name": row["name"], **metrics.evaluate(resample.imresize(lr, 3), hr, 3)}
+    for key in ("psnr", "ssim"):
+        assert result[key] == pytest.approx(np.mean([row[key] for row in result["images"]]), abs=1e-12)
+
+
+@pytest.mark.parametrize("upscale, message", [
+    (lambda lr, scale: resample.imresize(lr, scale)[:-1], "colour: SR and HR images differ in shape"),
+    (lambda lr, scale: resample.imresize(lr.astype(np.float64), scale), "colour: evaluate needs uint8"),
+])
+def test_evaluate_set_names_the_image_whose_output_is_unusable(upscale, message):
+    with pytest.raises(ValueError, match=message):
+        metrics.evaluate_set(small_set(), 2, upscale)
+
+
+def test_evaluate_set_rejects_an_empty_set_and_a_bad_scale():
+    with pytest.raises(ValueError, match="no images"):
+        metrics.evaluate_set([], 2, resample.imresize)
+    with pytest.raises(ValueError, match="positive integer"):
+        metrics.evaluate_set(small_set(), 2.5, resample.imresize)
