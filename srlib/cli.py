@@ -1,19 +1,27 @@
-"""The ``srlib`` command: score classic upscalers on the benchmarks and fetch the data.
+"""The ``srlib`` command: upscale images, train networks, score upscalers, fetch the data.
 
+    srlib upscale IN -o OUT --model NAME --scale S [--weights FILE]
+    srlib train --model NAME --scale S --data NAME_OR_DIR --out DIR --epochs N
     srlib eval --dataset Set5 --method bicubic --scale 2 [--json]
+    srlib eval --dataset Set5 --model NAME --weights FILE --scale 2 [--json]
     srlib download Set5 [--root DIR] [--base-url URL]
 
 Each subcommand is a ``_cmd_<name>(args) -> int`` function added in ``_parser``. Expected
-failures (bad arguments, missing data, a refused download) print one line on stderr and
-exit with status 2, never a traceback.
+failures (bad arguments, missing data, a refused download, an unreadable image, unusable
+weights, a diverging run) print one line on stderr and exit with status 2, never a
+traceback, and leave no partial output file.
 """
 import argparse
+import ast
 import json
 import sys
+from functools import partial
+from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
-from . import __version__, data, metrics, resample
+from . import __version__, data, imageio, inference, metrics, models, resample, training
 
 # "bicubic" is MATLAB's imresize (the protocol's baseline); every other name is an
 # srlib.resample kernel applied with resize().
@@ -51,19 +59,91 @@ def _min_eval_size(scale: int) -> int:
     return 3 * scale + 10
 
 
+def _option(text: str) -> tuple[str, object]:
+    """A network option KEY=VALUE; VALUE is a Python literal (3, 0.1, (8, 4)) or else a string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"option must look like key=value, not {text!r}")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
+
+
+def _network(args: argparse.Namespace):
+    """The network a command names: --weights FILE (checked against --model and --scale) or
+    the pretrained weights listed for --model, on --device (default: the fastest present)."""
+    if args.weights is not None:
+        network = inference.load_weights(args.weights, model=args.model, scale=args.scale)
+    else:
+        network = inference.load_pretrained(args.model, args.scale)
+    return network.to(args.device or training.default_device())
+
+
+def _cmd_upscale(args: argparse.Namespace) -> int:
+    output = Path(args.output)
+    if output.suffix.lower() not in Image.registered_extensions():
+        raise ValueError(f"{output}: unknown image suffix {output.suffix!r} (use .png, .bmp, .jpg, ...)")
+    if not output.parent.is_dir():
+        raise FileNotFoundError(f"{output.parent}: no such folder for the output")
+    image = imageio.read_image(args.input)
+    network = _network(args)
+    try:
+        result = inference.upscale(image, network, tile=args.tile)
+    except ValueError as exc:
+        raise ValueError(f"{args.input}: {exc}") from None
+    imageio.write_image(output, result)
+    print(f"{output}: {result.shape[1]}x{result.shape[0]} pixels ({network.name} x{network.scale})")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    settings = {name: getattr(args, name) for name in
+                ("epochs", "iterations", "seconds", "seed", "device", "batch_size", "patch_size",
+                 "recipe", "lr", "degrade", "val") if getattr(args, name) is not None}
+    config = training.TrainConfig(model=args.model, scale=args.scale, options=dict(args.option),
+                                  data=args.data, **settings)
+    out = Path(args.out)
+    result = training.train(config, out, progress=not args.quiet)
+    last = result.history[-1] if result.history else {}
+    metadata = {"training_data": args.data, "validation_data": args.val, "val_psnr": result.val_psnr,
+                "epochs": last.get("epoch"), "iterations": last.get("iteration"),
+                "recipe": config.recipe or config.model, "seed": config.seed,
+                "history": training.HISTORY, "provenance": result.provenance}
+    inference.save_weights(out / "weights.pt", result.model, metadata=metadata)
+    score = f", validation PSNR {result.val_psnr:.2f} dB" if result.val_psnr is not None else ""
+    print(f"{out / 'weights.pt'}: {config.model} x{config.scale} after {metadata['iterations']} "
+          f"iterations{score}")
+    return 0
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
-    images = data.load_set(args.dataset, min_size=_min_eval_size(args.scale))
-    rows = []
-    for name, image in images:
-        lr, hr = data.make_pair(image, args.scale)
-        scores = metrics.evaluate(upscale(lr, args.scale, args.method), hr, args.scale)
-        rows.append({"name": name, "psnr": scores["psnr"], "ssim": scores["ssim"]})
-    result = {"dataset": str(args.dataset), "scale": args.scale, "method": args.method,
-              "psnr": float(np.mean([r["psnr"] for r in rows])),
-              "ssim": float(np.mean([r["ssim"] for r in rows])),
-              "images": rows}
+    if args.model is None and args.weights is None:
+        method = args.method or "bicubic"
+        images = data.load_set(args.dataset, min_size=_min_eval_size(args.scale))
+        scores = metrics.evaluate_set(images, args.scale, partial(upscale, method=method))
+    else:
+        if args.method is not None:
+            raise ValueError("give --method for a classic upscaler or --model/--weights for a network, not both")
+        network = _network(args)
+        method = network.name
+        scores = _network_scores(network, args.dataset, args.scale)
+    result = {"dataset": str(args.dataset), "scale": args.scale, "method": method, **scores}
     print(json.dumps(result) if args.json else _table(result))
     return 0
+
+
+def _network_scores(network, dataset: str, scale: int) -> dict:
+    """``evaluate_set``'s result for a network, scored on its luma output directly (protocol
+    step 3: the model's output rounded) rather than through an RGB image."""
+    # Each LR side (after modcrop) must also hold the network's receptive field.
+    min_size = max(_min_eval_size(scale), (inference.min_input_size(network) + 1) * scale - 1)
+    rows = []
+    for name, image in data.load_set(dataset, min_size=min_size):
+        lr, hr = data.make_pair(image, scale)
+        rows.append({"name": name, **inference.protocol_scores(network, lr, hr)})
+    means = {key: float(np.mean([row[key] for row in rows])) for key in ("psnr", "ssim")}
+    return {**means, "images": rows}
 
 
 def _table(result: dict) -> str:
@@ -82,20 +162,84 @@ def _cmd_download(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    """A positive integer."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, not {value}")
+    return value
+
+
+def _network_arguments(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    """--model, --weights and --device, shared by upscale and eval."""
+    parser.add_argument("--model", required=required, choices=list(models.MODELS), metavar="NAME",
+                        help=f"network: {', '.join(models.MODELS)}")
+    parser.add_argument("--weights", metavar="FILE",
+                        help="weights written by srlib train (default: srlib's pretrained weights for NAME)")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: the fastest present)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="srlib", description="Tools of the book 'Machine Learning Super-Resolution'.")
     parser.add_argument("--version", action="version", version=f"srlib {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    upscale_command = commands.add_parser(
+        "upscale", help="upscale an image with a trained network",
+        description="Luma through the network (in overlapping tiles), chroma and alpha with "
+                    "Lanczos-3. Grey, RGB and RGBA images; the output format follows its suffix.")
+    upscale_command.add_argument("input", metavar="IN", help="image file to upscale")
+    upscale_command.add_argument("-o", "--output", required=True, metavar="OUT", help="image file to write")
+    upscale_command.add_argument("--scale", required=True, type=_scale, help="upscaling factor, an integer >= 2")
+    _network_arguments(upscale_command, required=True)
+    upscale_command.add_argument("--tile", type=_positive, default=512,
+                                 help="tile side in input pixels; bounds memory (default 512)")
+    upscale_command.set_defaults(run=_cmd_upscale)
+
+    train = commands.add_parser(
+        "train", help="train a network on luma patches, resuming from DIR's checkpoint",
+        description="Train with the network's recipe on patches of NAME_OR_DIR; writes "
+                    f"DIR/{training.CHECKPOINT} (resumed when present), DIR/{training.HISTORY} and "
+                    "DIR/weights.pt (the weights with their provenance, for --weights).")
+    train.add_argument("--model", required=True, choices=list(models.MODELS), metavar="NAME",
+                       help=", ".join(models.MODELS))
+    train.add_argument("--scale", required=True, type=_scale, help="upscaling factor, an integer >= 2")
+    train.add_argument("--data", required=True, metavar="NAME_OR_DIR",
+                       help="lineart, photos, 291 (T91 + BSD200), a registered set or a folder of images")
+    train.add_argument("--out", required=True, metavar="DIR", help="run folder (created if needed)")
+    budget = train.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--epochs", type=_positive, help="stop after N epochs")
+    budget.add_argument("--iterations", type=_positive, help="stop after N batches")
+    budget.add_argument("--seconds", type=float, help="stop after S seconds of training")
+    defaults = {name: f.default for name, f in training.TrainConfig.__dataclass_fields__.items()}
+    train.add_argument("--seed", type=int, help=f"random seed (default {defaults['seed']})")
+    train.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: the fastest present)")
+    train.add_argument("--batch-size", type=_positive, help=f"patches per batch (default {defaults['batch_size']})")
+    train.add_argument("--patch-size", type=_positive, help=f"LR patch side (default {defaults['patch_size']})")
+    train.add_argument("--recipe", choices=list(training.RECIPES), metavar="RECIPE",
+                       help="optimizer and schedule of another network (default: the network's own)")
+    train.add_argument("--lr", type=float, help="starting learning rate (default: the recipe's)")
+    train.add_argument("--degrade", choices=METHODS, metavar="KERNEL",
+                       help="how LR patches are made: bicubic (MATLAB imresize, the default) or a kernel")
+    train.add_argument("--val", metavar="NAME_OR_DIR", help="validation images, scored every epoch")
+    train.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE",
+                       help="a network option, e.g. depth=3 or f=(64,32); repeat for more")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(run=_cmd_train)
+
     evaluate = commands.add_parser(
-        "eval", help="PSNR/SSIM of a classic upscaler under the SR evaluation protocol",
-        description="Shrink each image with MATLAB bicubic, upscale it back with METHOD and "
-                    "score it against the original (Y channel, border crop = scale).")
+        "eval", help="PSNR/SSIM of an upscaler under the SR evaluation protocol",
+        description="Shrink each image with MATLAB bicubic, upscale it back with METHOD or a "
+                    "trained network and score it against the original (Y channel, border crop = scale).")
     evaluate.add_argument("--dataset", required=True,
                           help=f"a set under ${data.ENV_VAR} ({', '.join(data.DATASETS)}) or a folder of images")
-    evaluate.add_argument("--method", default="bicubic", choices=METHODS, metavar="METHOD",
+    evaluate.add_argument("--method", choices=METHODS, metavar="METHOD",
                           help="bicubic (MATLAB imresize, the default) or a kernel of srlib.resample: "
                                + ", ".join(METHODS[1:]))
+    _network_arguments(evaluate, required=False)
     evaluate.add_argument("--scale", required=True, type=_scale, help="upscaling factor, an integer >= 2")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     evaluate.set_defaults(run=_cmd_eval)
@@ -114,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, training.TrainingDiverged) as exc:
         message = str(exc).replace("\n", " ")
         print(f"srlib: error: {message}", file=sys.stderr)
         return 2

@@ -2,18 +2,22 @@
 before and after the package is pip-installed."""
 import json
 import os
+import pickle
+import struct
 import subprocess
 import sys
 import threading
+import zlib
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
-from srlib import data, metrics, resample
-from srlib.imageio import write_image
+from srlib import cli, data, inference, metrics, models, resample
+from srlib.imageio import read_image, write_image
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -124,3 +128,190 @@ def test_download_fetches_set5_from_a_mirror_and_verifies_it(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "5 files verified" in result.stdout
     assert sorted(p.name for p in (tmp_path / "Set5").iterdir()) == [f.name for f in data.DATASETS["Set5"].files]
+
+
+# ---------------------------------------------------------------- networks: upscale, train, eval
+
+def _in_process(capsys, *args: str) -> tuple[int, str, str]:
+    """``srlib ARGS`` run by ``cli.main`` in this process (no torch start-up): (status, out, err)."""
+    status = cli.main(list(args))
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A valid PNG whose header claims width x height grey pixels, with almost no pixel data."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+class _Exploit:
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> Path:
+    """An SP-VDSR x2 (depth 2) with random weights, saved as `srlib train` saves them."""
+    path = tmp_path_factory.mktemp("weights") / "spvdsr.pt"
+    torch.manual_seed(0)
+    inference.save_weights(path, models.SPVDSR(2, depth=2), metadata={"training_data": "none"})
+    return path
+
+
+@pytest.mark.parametrize("image_name", ["c_grey", "a_rgb"])
+def test_upscale_writes_what_the_library_computes(capsys, folder, weights, tmp_path, image_name):
+    source = folder / f"{image_name}.png"
+    status, out, err = _in_process(capsys, "upscale", str(source), "-o", str(tmp_path / "big.png"),
+                                   "--model", "spvdsr", "--scale", "2", "--weights", str(weights), "--tile", "16")
+    assert (status, err) == (0, ""), err
+    expected = inference.upscale(read_image(source), inference.load_weights(weights))
+    assert np.array_equal(read_image(tmp_path / "big.png"), expected)
+    assert "104x80" in out
+
+
+def test_upscale_keeps_transparency(capsys, weights, tmp_path):
+    rgba = np.random.default_rng(0).integers(0, 256, (20, 24, 4), dtype=np.uint8)
+    write_image(tmp_path / "in.png", rgba)
+    status, _, err = _in_process(capsys, "upscale", str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png"),
+                                 "--model", "spvdsr", "--scale", "2", "--weights", str(weights))
+    assert status == 0, err
+    assert read_image(tmp_path / "out.png").shape == (40, 48, 4)
+
+
+def _bad_inputs(root: Path, folder: Path, weights: Path) -> dict[str, tuple[list[str], str]]:
+    """Each failure case: (arguments after `upscale`, a fragment the one-line error must hold)."""
+    good = str(folder / "a_rgb.png")
+    (root / "notes.png").write_text("not an image\n")
+    (root / "truncated.png").write_bytes((folder / "a_rgb.png").read_bytes()[:300])
+    write_image(root / "tiny.png", np.full((3, 3, 3), 128, np.uint8))
+    (root / "bomb.png").write_bytes(_png_header(20000, 20000))
+    (root / "garbage.pt").write_bytes(np.random.default_rng(0).bytes(500))
+    torch.save({"state_dict": {}, "model": "spvdsr", "options": {}, "scale": 2,
+                "metadata": _Exploit(root / "pwned")}, root / "evil.pt")
+    (root / "evil-raw.pt").write_bytes(pickle.dumps(_Exploit(root / "pwned"), protocol=2))
+    torch.save(models.ESPCN(3).state_dict(), root / "bare.pt")
+    net = ["--model", "spvdsr", "--scale", "2", "--weights", str(weights)]
+    return {
+        "missing input": ([str(root / "nowhere.png"), *net], "no such image file"),
+        "folder as input": ([str(root), *net], "no such image file"),
+        "non-image": ([str(root / "notes.png"), *net], "not an image file"),
+        "truncated image": ([str(root / "truncated.png"), *net], "truncated"),
+        "too small": ([str(root / "tiny.png"), *net], "too small for spvdsr x2"),
+        "decompression bomb": ([str(root / "bomb.png"), *net], "decompression bomb"),
+        "garbage weights": ([good, "--model", "spvdsr", "--scale", "2", "--weights", str(root / "garbage.pt")],
+                            "not a PyTorch weights file"),
+        "malicious weights": ([good, "--model", "spvdsr", "--scale", "2", "--weights", str(root / "evil.pt")],
+                              "refused"),
+        "malicious raw pickle": ([good, "--model", "spvdsr", "--scale", "2", "--weights", str(root / "evil-raw.pt")],
+                                 "refused"),
+        "bare state dict": ([good, "--model", "espcn", "--scale", "3", "--weights", str(root / "bare.pt")],
+                            "not srlib weights"),
+        "missing weights": ([good, "--model", "spvdsr", "--scale", "2", "--weights", str(root / "no.pt")],
+                            "no such weights file"),
+        "another scale": ([good, "--model", "spvdsr", "--scale", "3", "--weights", str(weights)],
+                          "holds weights for spvdsr x2, not for spvdsr x3"),
+        "another network": ([good, "--model", "vdsr", "--scale", "2", "--weights", str(weights)],
+                            "not for vdsr x2"),
+        "no pretrained weights": ([good, "--model", "vdsr", "--scale", "4"], "srlib train --model vdsr --scale 4"),
+        "unknown output suffix": ([good, *net], "unknown image suffix"),
+    }
+
+
+UPSCALE_FAILURES = ["missing input", "folder as input", "non-image", "truncated image", "too small",
+                    "decompression bomb", "garbage weights", "malicious weights", "malicious raw pickle",
+                    "bare state dict", "missing weights", "another scale", "another network",
+                    "no pretrained weights", "unknown output suffix"]
+
+
+@pytest.mark.parametrize("case", UPSCALE_FAILURES)
+def test_upscale_failures_exit_2_with_one_line_and_write_nothing(capsys, folder, weights, tmp_path, case):
+    arguments, fragment = _bad_inputs(tmp_path, folder, weights)[case]
+    output = tmp_path / "out" / ("big.xyz" if case == "unknown output suffix" else "big.png")
+    output.parent.mkdir()
+    status, out, err = _in_process(capsys, "upscale", *arguments, "-o", str(output))
+    assert (status, out) == (2, "")
+    assert len(err.splitlines()) == 1 and fragment in err, err
+    assert list(output.parent.iterdir()) == []  # neither the image nor a temporary
+    assert not (tmp_path / "pwned").exists()
+
+
+def _train_arguments(folder: Path, run: Path, *extra: str) -> list[str]:
+    return ["train", "--model", "spvdsr", "--scale", "2", "--data", str(folder), "--out", str(run),
+            "--batch-size", "8", "--patch-size", "8", "--option", "depth=2",
+            "--option", "interpolation=bicubic", "--quiet", *extra]
+
+
+def test_train_writes_weights_with_metadata_that_eval_scores(capsys, folder, tmp_path):
+    run = tmp_path / "run"
+    status, out, err = _in_process(capsys, *_train_arguments(folder, run, "--epochs", "1", "--val", str(folder)))
+    assert status == 0, err
+    assert "weights.pt" in out
+    network = inference.load_weights(run / "weights.pt", model="spvdsr", scale=2)
+    assert network.options == {"depth": 2, "width": 8, "interpolation": "bicubic", "negative_slope": 0.1}
+    history = json.loads((run / "history.json").read_text())["history"]
+    assert network.metadata["training_data"] == str(folder) and network.metadata["epochs"] == 1
+    assert network.metadata["val_psnr"] == history[-1]["val_psnr"]
+
+    result = srlib("eval", "--dataset", str(folder), "--model", "spvdsr", "--weights", str(run / "weights.pt"),
+                   "--scale", "2", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert set(report) == {"dataset", "scale", "method", "psnr", "ssim", "images"}
+    assert (report["scale"], report["method"]) == (2, "spvdsr")
+    for (name, image), row in zip(data.load_set(folder), report["images"]):
+        expected = inference.protocol_scores(network, *data.make_pair(image, 2))
+        assert row["name"] == name
+        assert (row["psnr"], row["ssim"]) == pytest.approx((expected["psnr"], expected["ssim"]), abs=1e-9)
+    # Training validates on float LR luma, eval on the protocol's uint8 LR image: nearly equal.
+    assert report["psnr"] == pytest.approx(network.metadata["val_psnr"], abs=0.05)
+
+    status, _, err = _in_process(capsys, *_train_arguments(folder, run, "--epochs", "2", "--val", str(folder)))
+    assert status == 0, err
+    resumed = json.loads((run / "history.json").read_text())["history"]
+    assert resumed[0] == history[0] and resumed[-1]["epoch"] == 2
+    assert inference.load_weights(run / "weights.pt").metadata["epochs"] == 2
+
+
+def test_a_diverging_run_exits_2_with_one_line(capsys, folder, tmp_path):
+    status, out, err = _in_process(capsys, *_train_arguments(folder, tmp_path / "run", "--iterations", "5",
+                                                             "--lr", "1e30"))
+    assert (status, out) == (2, "")
+    assert len(err.splitlines()) == 1 and "loss became nan" in err
+    assert not (tmp_path / "run" / "weights.pt").exists()
+
+
+def test_network_options_are_python_literals_or_strings(capsys):
+    assert cli._option("f=(64, 32)") == ("f", (64, 32))
+    assert cli._option("negative_slope=0.2") == ("negative_slope", 0.2)
+    assert cli._option("interpolation=lanczos3") == ("interpolation", "lanczos3")
+    with pytest.raises(SystemExit) as caught:
+        cli.main(["train", "--model", "vdsr", "--scale", "2", "--data", "x", "--out", "y", "--epochs", "1",
+                  "--option", "depth"])
+    assert caught.value.code == 2 and "key=value" in capsys.readouterr().err
+
+
+def test_an_unknown_network_option_exits_2_with_one_line(capsys, folder, tmp_path):
+    status, _, err = _in_process(capsys, *_train_arguments(folder, tmp_path / "run", "--epochs", "1",
+                                                           "--option", "colour=3"))
+    assert status == 2 and len(err.splitlines()) == 1 and "no option 'colour'" in err
+
+
+def test_eval_refuses_a_method_and_a_network_together(capsys, folder, weights):
+    status, _, err = _in_process(capsys, "eval", "--dataset", str(folder), "--scale", "2", "--method", "bicubic",
+                                 "--model", "spvdsr", "--weights", str(weights))
+    assert status == 2 and "not both" in err
+
+
+def test_a_malicious_weights_file_in_a_real_process_prints_one_line_and_runs_nothing(folder, tmp_path):
+    torch.save({"state_dict": {}, "model": "spvdsr", "options": {}, "scale": 2,
+                "metadata": _Exploit(tmp_path / "pwned")}, tmp_path / "evil.pt")
+    result = srlib("upscale", str(folder / "a_rgb.png"), "-o", str(tmp_path / "big.png"), "--model", "spvdsr",
+                   "--scale", "2", "--weights", str(tmp_path / "evil.pt"))
+    _assert_one_line_error(result, "evil.pt", "refused")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.pt"]

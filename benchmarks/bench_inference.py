@@ -1,0 +1,110 @@
+"""Inference speed of the five networks on one 1920×1080 luma frame (×2 → 3840×2160).
+
+Target (issue 4): SP-VDSR(5×8) at most 150 ms per frame on 2 CPU cores. Prints, per
+network, the weights, MACs per output pixel and CPU milliseconds per frame in PyTorch's
+default layout (NCHW), in channels_last, and in channels_last over 512×512 LR tiles read
+with a ``receptive_field`` halo (cache-sized tiles help the narrow networks most); on a
+CUDA device also frames per second in float32 and bfloat16 autocast. VDSR, too slow for a
+whole frame on a CPU, is timed on a 480×270 crop (480×135 with --quick) and scaled to the
+frame's pixel count (marked ≈); tiny crops would mostly time thread hand-offs. Wall time
+is the best of a few runs; CPU time, summed over threads, is shown next to it because on
+a shared machine it is the steadier of the two. Asserts nothing.
+"""
+import argparse
+import time
+
+import torch
+
+from srlib.models import SRNetwork, build, count_parameters, macs_per_pixel
+
+NETWORKS = [("spvdsr", {}), ("espcn", {}), ("fsrcnn", {}), ("srcnn", {}), ("vdsr", {})]
+FRAME, CROP, QUICK_CROP = (1080, 1920), (270, 480), (135, 480)
+CPU_FULL_FRAME_MACS = 200e9  # above this, time a crop on the CPU
+
+
+def best_of(fn, repeats: int) -> tuple[float, float]:
+    """Best wall and CPU seconds of ``repeats`` runs after one warm-up run."""
+    fn()
+    wall = cpu = float("inf")
+    for _ in range(repeats):
+        w, c = time.perf_counter(), time.process_time()
+        fn()
+        wall, cpu = min(wall, time.perf_counter() - w), min(cpu, time.process_time() - c)
+    return wall, cpu
+
+
+def in_tiles(model: SRNetwork, lr: torch.Tensor, tile: int) -> torch.Tensor:
+    """The model's output computed tile by tile, each tile read with a receptive-field halo."""
+    s, halo = model.scale, model.receptive_field
+    h, w = lr.shape[-2:]
+    out = lr.new_empty(1, 1, s * h, s * w)
+    for top in range(0, h, tile):
+        for left in range(0, w, tile):
+            y0, x0 = max(top - halo, 0), max(left - halo, 0)
+            sr = model(lr[..., y0:min(top + tile + halo, h), x0:min(left + tile + halo, w)])
+            rows, cols = min(tile, h - top), min(tile, w - left)
+            out[..., s * top:s * (top + rows), s * left:s * (left + cols)] = \
+                sr[..., s * (top - y0):s * (top - y0 + rows), s * (left - x0):s * (left - x0 + cols)]
+    return out
+
+
+def cpu_ms(model: SRNetwork, size: tuple[int, int], channels_last: bool, tile: int | None,
+           repeats: int) -> tuple[float, float]:
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(memory_format=fmt)
+    lr = torch.rand(1, 1, *size).contiguous(memory_format=fmt)
+    with torch.inference_mode():
+        wall, cpu = best_of(lambda: in_tiles(model, lr, tile) if tile else model(lr), repeats)
+    factor = FRAME[0] * FRAME[1] / (size[0] * size[1])
+    return 1e3 * wall * factor, 1e3 * cpu * factor
+
+
+def cuda_fps(model: torch.nn.Module, bf16: bool, repeats: int) -> float:
+    model = model.cuda().to(memory_format=torch.channels_last)
+    lr = torch.rand(1, 1, *FRAME, device="cuda")
+
+    def run():
+        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+            model(lr)
+        torch.cuda.synchronize()
+    wall, _ = best_of(run, repeats)
+    return 1.0 / wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="one timed run each, a smaller crop for the slow networks")
+    parser.add_argument("--scale", type=int, default=2)
+    parser.add_argument("networks", nargs="*", help="which networks to time (default: all five)")
+    args = parser.parse_args()
+    known = [name for name, _ in NETWORKS]
+    if not set(args.networks) <= set(known):
+        parser.error(f"unknown network in {args.networks}; choose from {', '.join(known)}")
+    repeats = 1 if args.quick else 3
+    torch.backends.cudnn.benchmark = True
+    print(f"1920x1080 luma x{args.scale}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
+    print("CPU: best wall ms per frame (CPU ms summed over threads)")
+    print(f"{'network':>8} {'weights':>8} {'MACs/px':>9} |"
+          f" {'NCHW':>18} | {'channels_last':>18} | {'+ 512 tiles':>18}"
+          + (" | CUDA fp32 fps | CUDA bf16 fps" if torch.cuda.is_available() else ""))
+    for name, options in NETWORKS:
+        if args.networks and name not in args.networks:
+            continue
+        torch.manual_seed(0)
+        model = build(name, args.scale, **options).eval()
+        macs = macs_per_pixel(model)
+        full = macs * FRAME[0] * FRAME[1] * args.scale ** 2 <= CPU_FULL_FRAME_MACS
+        size, mark = (FRAME, " ") if full else (QUICK_CROP if args.quick else CROP, "≈")
+        line = f"{name:>8} {count_parameters(model):>8,} {macs:>9,.0f}"
+        for channels_last, tile in [(False, None), (True, None), (True, 512)]:
+            wall, cpu = cpu_ms(model, size, channels_last, tile, repeats if full else 1)
+            line += f" | {mark}{wall:>7,.0f} ({cpu:>7,.0f})"
+        if torch.cuda.is_available():
+            line += f" | {cuda_fps(model, False, repeats):>13.1f} | {cuda_fps(model, True, repeats):>13.1f}"
+            model.cpu()
+        print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()

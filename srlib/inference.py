@@ -1,0 +1,318 @@
+"""Using trained networks: weights files, whole images upscaled in tiles, pretrained weights.
+
+A weights file is ``torch.save`` of a plain dict: the ``state_dict``, the registry name
+of the ``model``, the ``options`` and ``scale`` that rebuild it, and JSON-like
+``metadata`` (training data, protocol PSNR, srlib version, git commit, ...). It is read
+with ``torch.load(weights_only=True)``, so a file that would run code when unpickled is
+refused instead of run. ``upscale`` sends the luma of a grey, RGB or RGBA image through
+the network in overlapping tiles (bounded memory, same result as one pass) and the
+chroma and alpha through a Lanczos kernel. ``pretrained/manifest.json`` lists the
+weights shipped with srlib.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import secrets
+import subprocess
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import __version__, metrics, models
+from .color import rgb_to_y, rgb_to_ycbcr, round_half_away, upscale_rgb
+from .training import default_device
+
+PRETRAINED_DIR = Path(__file__).with_name("pretrained")
+MANIFEST = PRETRAINED_DIR / "manifest.json"
+_KEYS = {"state_dict", "model", "options", "scale", "metadata"}
+
+
+class WeightsError(ValueError):
+    """A weights file that cannot be used: unreadable, unsafe, or for another network."""
+
+
+class PretrainedNotFound(FileNotFoundError):
+    """No weights in the pretrained manifest for the asked network and scale."""
+
+
+# ---------------------------------------------------------------- weights files
+
+def _git_commit() -> str | None:
+    """The commit of the git work tree holding srlib, or None outside one."""
+    try:
+        done = subprocess.run(["git", "-C", str(Path(__file__).parent), "rev-parse", "HEAD"],
+                              capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def save_weights(path: str | os.PathLike, model: nn.Module, *, metadata: dict | None = None) -> None:
+    """Write ``model``'s weights with what rebuilds it; the file replaces ``path`` in one step.
+
+    ``metadata`` (JSON-like values only, so ``weights_only`` loading accepts it) is stored
+    after srlib's version and git commit, which it may override.
+    """
+    for attribute in ("name", "scale", "options"):
+        if not hasattr(model, attribute):
+            raise ValueError(f"save_weights needs an srlib model (with .name, .scale, .options), "
+                             f"got {type(model).__name__}")
+    info = {"srlib_version": __version__, "git_commit": _git_commit(), **(metadata or {})}
+    try:  # the round trip also turns str/float subclasses (torch.__version__, numpy floats) into plain ones
+        info = json.loads(json.dumps(info))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"metadata must hold JSON-like values only ({exc})") from None
+    payload = {"state_dict": {key: value.detach().cpu().clone() for key, value in model.state_dict().items()},
+               "model": model.name, "options": dict(model.options), "scale": int(model.scale),
+               "metadata": info}
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "xb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _read_payload(path: Path) -> dict:
+    """The checked dict of a weights file; every failure is one WeightsError line."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such weights file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. torch's note on old pickle protocols
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "GLOBAL" in str(exc):  # the safe unpickler met a function or class it does not allow
+            raise WeightsError(f"{path}: refused, loading it would call code or build objects other "
+                               f"than tensors (an unsafe or foreign pickle)") from None
+        raise WeightsError(f"{path}: not a PyTorch weights file, or a damaged one (bad pickle data)") from None
+    except Exception as exc:  # torch raises many kinds on garbage: IndexError, RuntimeError, EOFError...
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+        raise WeightsError(f"{path}: not a PyTorch weights file, or a damaged one ({reason})") from None
+    if not (isinstance(payload, dict) and _KEYS <= set(payload)
+            and isinstance(payload["state_dict"], dict) and isinstance(payload["model"], str)
+            and isinstance(payload["options"], dict) and isinstance(payload["scale"], int)
+            and isinstance(payload["metadata"], dict)):
+        raise WeightsError(f"{path}: a PyTorch file but not srlib weights (no model name, options "
+                           f"and scale; write weights with srlib.inference.save_weights)")
+    return payload
+
+
+def load_weights(path: str | os.PathLike, *, model: str | None = None, scale: int | None = None) -> nn.Module:
+    """Rebuild the network stored in a weights file, on the CPU in eval mode.
+
+    ``model`` and ``scale``, when given, are what the caller expects: weights for another
+    network or scale raise ``WeightsError``. The file's metadata is on ``.metadata``.
+    """
+    path = Path(path)
+    payload = _read_payload(path)
+    found = f"{payload['model']} x{payload['scale']}"
+    if (model is not None and payload["model"] != model) or (scale is not None and payload["scale"] != scale):
+        wanted = f"{model or payload['model']} x{scale or payload['scale']}"
+        raise WeightsError(f"{path}: holds weights for {found}, not for {wanted}")
+    try:
+        network = models.build(payload["model"], payload["scale"], **payload["options"])
+    except (ValueError, TypeError) as exc:
+        raise WeightsError(f"{path}: cannot rebuild {found} ({exc})") from None
+    try:
+        network.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        reason = str(exc).strip().splitlines()[0]
+        raise WeightsError(f"{path}: weights do not fit {found} with options "
+                           f"{payload['options']} ({reason})") from None
+    network.metadata = payload["metadata"]
+    return network.eval()
+
+
+# ---------------------------------------------------------------- pretrained manifest
+
+@dataclass(frozen=True)
+class Pretrained:
+    """One entry of ``pretrained/manifest.json`` (the file documents each field)."""
+    name: str
+    model: str
+    scale: int
+    options: dict
+    file: str
+    sha256: str
+    training_data: str
+    psnr_set5: float
+    results: str
+
+
+def pretrained_models(manifest: str | os.PathLike = MANIFEST) -> list[Pretrained]:
+    """The entries of a pretrained manifest, checked field by field."""
+    manifest = Path(manifest)
+    try:
+        entries = json.loads(manifest.read_text(encoding="utf-8"))["entries"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{manifest}: not a readable pretrained manifest ({exc})") from None
+    fields = Pretrained.__dataclass_fields__
+    found = []
+    for number, entry in enumerate(entries, 1):
+        if not isinstance(entry, dict) or set(entry) != set(fields):
+            raise ValueError(f"{manifest}: entry {number} must have exactly the fields {', '.join(fields)}")
+        found.append(Pretrained(**entry))
+    return found
+
+
+def find_pretrained(name: str, scale: int, manifest: str | os.PathLike = MANIFEST) -> Pretrained:
+    """The first entry whose ``name`` or ``model`` is ``name`` at this scale."""
+    for entry in pretrained_models(manifest):
+        if name in (entry.name, entry.model) and entry.scale == scale:
+            return entry
+    raise PretrainedNotFound(f"no pretrained weights for {name} x{scale} in srlib; train one with "
+                             f"`srlib train --model {name} --scale {scale} ...` and pass its weights.pt")
+
+
+def load_pretrained(name: str, scale: int, manifest: str | os.PathLike = MANIFEST) -> nn.Module:
+    """The network of a manifest entry, its file checked against the recorded sha256."""
+    entry = find_pretrained(name, scale, manifest)
+    path = Path(manifest).parent / entry.file
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: pretrained weights listed in {Path(manifest).name} are missing")
+    if hashlib.sha256(path.read_bytes()).hexdigest() != entry.sha256:
+        raise WeightsError(f"{path}: sha256 differs from the manifest's; the file is damaged or replaced")
+    network = load_weights(path, model=entry.model, scale=entry.scale)
+    if json.loads(json.dumps(network.options)) != entry.options:  # JSON has lists, not tuples
+        raise WeightsError(f"{path}: options {network.options} differ from the manifest's {entry.options}")
+    return network
+
+
+# ---------------------------------------------------------------- upscaling
+
+def _check_model(model: nn.Module) -> nn.Module:
+    """``model`` itself if it has what tiling needs, else a one-line ValueError."""
+    for attribute in ("name", "scale", "receptive_field"):
+        if not hasattr(model, attribute):
+            raise ValueError(f"need an srlib model (with .name, .scale and .receptive_field), "
+                             f"got {type(model).__name__}")
+    return model
+
+
+def min_input_size(model: nn.Module) -> int:
+    """Smallest side, in LR pixels, that ``upscale`` accepts: the network's receptive field.
+
+    A smaller image is all border, every output pixel seeing mostly the network's padding.
+    """
+    return max(2, int(_check_model(model).receptive_field))
+
+
+@contextmanager
+def _evaluating(model: nn.Module) -> Iterator[None]:
+    """Eval mode without autograd for the duration, restoring the module's mode after."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        model.train(was_training)
+
+
+def _spans(length: int, tile: int, halo: int) -> Iterator[tuple[int, int, int, int]]:
+    """(start, stop) of each tile along one axis and of the tile widened by ``halo``."""
+    for start in range(0, length, tile):
+        stop = min(start + tile, length)
+        yield start, stop, max(0, start - halo), min(length, stop + halo)
+
+
+def upscale_luma(model: nn.Module, lr: torch.Tensor, *, tile: int | None = 512) -> torch.Tensor:
+    """``model(lr)`` for luma (N, 1, h, w) in [0, 1], computed in tiles of ``tile`` LR pixels.
+
+    Each tile is widened by the network's receptive field on every side before it goes
+    through the network, and only its centre is kept, so the result equals the one-pass
+    output (up to float rounding) while memory grows with the tile, not the image.
+    ``tile=None`` runs the image in one pass.
+    """
+    scale, halo = int(_check_model(model).scale), int(model.receptive_field)
+    if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int) or tile < 1):
+        raise ValueError(f"tile must be a positive integer or None, got {tile!r}")
+    n, _, height, width = lr.shape
+    with _evaluating(model):
+        if tile is None or (height <= tile and width <= tile):
+            return model(lr)
+        out = torch.empty(n, 1, height * scale, width * scale, dtype=lr.dtype, device=lr.device)
+        for y0, y1, wy0, wy1 in _spans(height, tile, halo):
+            for x0, x1, wx0, wx1 in _spans(width, tile, halo):
+                piece = model(lr[..., wy0:wy1, wx0:wx1])
+                out[..., y0 * scale:y1 * scale, x0 * scale:x1 * scale] = piece[
+                    ..., (y0 - wy0) * scale:(y1 - wy0) * scale, (x0 - wx0) * scale:(x1 - wx0) * scale]
+        return out
+
+
+def _resolve(model_or_name: nn.Module | str, scale: int | None, weights: str | os.PathLike | None) -> nn.Module:
+    """The network ``upscale`` asked for: a module as given, or a name with its weights."""
+    if isinstance(model_or_name, nn.Module):
+        if weights is not None:
+            raise ValueError("weights go with a model name; a module already has its weights")
+        if scale is not None and scale != model_or_name.scale:
+            raise ValueError(f"scale {scale} asked of a x{model_or_name.scale} model")
+        return _check_model(model_or_name)
+    if weights is not None:
+        return load_weights(weights, model=model_or_name, scale=scale)
+    if scale is None:
+        raise ValueError(f"give the scale for the pretrained {model_or_name} weights")
+    return load_pretrained(model_or_name, scale)
+
+
+def upscale(image: np.ndarray, model_or_name: nn.Module | str, scale: int | None = None, *,
+            weights: str | os.PathLike | None = None, tile: int | None = 512,
+            device: str | torch.device | None = None) -> np.ndarray:
+    """Upscale a uint8 grey (H, W), RGB (H, W, 3) or RGBA (H, W, 4) image with a network.
+
+    ``model_or_name``: a model (moved to ``device`` when one is given), or a registry name
+    with a ``weights`` file or, without one, a pretrained entry for ``scale``. Luma goes
+    through the network in tiles (see ``upscale_luma``); chroma and alpha are Lanczos-3
+    upscaled (``srlib.color.upscale_rgb``).
+    """
+    model = _resolve(model_or_name, scale, weights)
+    array = np.asarray(image)
+    if array.ndim < 2:
+        raise ValueError(f"expected an image (H, W), (H, W, 3) or (H, W, 4), got shape {array.shape}")
+    need = min_input_size(model)
+    if min(array.shape[:2]) < need:
+        raise ValueError(f"a {array.shape[1]}x{array.shape[0]} image is too small for {model.name} "
+                         f"x{model.scale}: both sides must be at least {need} pixels")
+    if device is not None:
+        model.to(device)
+    elif not isinstance(model_or_name, nn.Module):
+        model.to(default_device())
+    target = next(model.parameters()).device
+
+    def network_luma(y: np.ndarray) -> np.ndarray:
+        lr = torch.from_numpy(y / 255.0).to(device=target, dtype=torch.float32)[None, None]
+        return upscale_luma(model, lr, tile=tile)[0, 0].cpu().numpy().astype(np.float64) * 255.0
+
+    return upscale_rgb(array, model.scale, network_luma)
+
+
+def protocol_scores(model: nn.Module, lr: np.ndarray, hr: np.ndarray, *, tile: int | None = 512) -> dict[str, float]:
+    """PSNR and SSIM of a network under the evaluation protocol, from the protocol's uint8
+    (LR, HR) pair (``srlib.data.make_pair``): the network's luma of the LR image, clamped
+    and rounded to uint8, against the HR image's uint8 studio Y, ``scale`` pixels cropped."""
+    lr, hr = np.asarray(lr), np.asarray(hr)
+    colour = np.repeat(lr[..., None], 3, axis=2) if lr.ndim == 2 else lr
+    y = rgb_to_ycbcr(colour, "studio")[..., 0] / 255.0
+    target = next(model.parameters()).device
+    sr = upscale_luma(model, torch.from_numpy(y).to(device=target, dtype=torch.float32)[None, None], tile=tile)
+    sr_y = round_half_away(np.clip(sr[0, 0].cpu().numpy().astype(np.float64) * 255.0, 0, 255)).astype(np.uint8)
+    hr_y, crop = rgb_to_y(hr), int(model.scale)
+    if sr_y.shape != hr_y.shape:
+        raise ValueError(f"the network gave {sr_y.shape[1]}x{sr_y.shape[0]} pixels for a "
+                         f"{hr_y.shape[1]}x{hr_y.shape[0]} HR image")
+    return {"psnr": metrics.psnr(sr_y, hr_y, crop=crop), "ssim": metrics.ssim(sr_y, hr_y, crop=crop)}
