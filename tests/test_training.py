@@ -230,7 +230,7 @@ def test_the_same_seed_gives_bit_identical_weights_and_another_seed_does_not(ima
     runs = [training.train(config(epochs=3, seed=seed), tmp_path / f"{i}", train_images=images, progress=False)
             for i, seed in enumerate((5, 5, 6))]
     assert_bit_identical(weights(runs[0].model), weights(runs[1].model))
-    assert not np.array_equal(weights(runs[0].model)["body.0.weight"], weights(runs[2].model)["body.0.weight"])
+    assert not np.array_equal(weights(runs[0].model)["features.0.weight"], weights(runs[2].model)["features.0.weight"])
 
 
 def test_history_json_records_the_curve_and_its_provenance(images, tmp_path, capsys):
