@@ -11,6 +11,7 @@ weights are computed once per axis with numpy and applied with torch.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable, Sequence, TypeVar
@@ -165,20 +166,29 @@ def _block_matrices(in_len: int, index: np.ndarray, weight: np.ndarray,
     return rows, tiles
 
 
-def _resample_rows(x: torch.Tensor, index: np.ndarray, weight: np.ndarray, block: int = 32) -> torch.Tensor:
-    """Resample dimension -2 of ``x``: out[..., i, :] = sum_k weight[i, k] * x[..., index[i, k], :]."""
-    rows, tiles = _block_matrices(x.shape[-2], index, weight, block)
+@functools.lru_cache(maxsize=256)
+def _plan(in_len: int, out_len: int, scale: float, kernel: Kernel, antialias: bool, offset: float,
+          block: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """The gather rows and weight tiles of one axis, cached: tiled inference and training
+    resize many same-sized images, and the weights depend only on the geometry."""
+    index, weight = contributions(in_len, out_len, scale, kernel, antialias=antialias, offset=offset)
+    return _block_matrices(in_len, index, weight, block)
+
+
+def _resample_rows(x: torch.Tensor, plan: tuple[np.ndarray, np.ndarray], out_len: int) -> torch.Tensor:
+    """Resample dimension -2 of ``x`` with a plan: one gather and one batched matrix product."""
+    rows, tiles = plan
     gathered = x.index_select(-2, torch.from_numpy(rows.ravel()).to(x.device)).unflatten(-2, rows.shape)
     out = torch.matmul(torch.from_numpy(tiles).to(device=x.device, dtype=x.dtype), gathered)
-    return out.flatten(-3, -2)[..., :index.shape[0], :]
+    return out.flatten(-3, -2)[..., :out_len, :]
 
 
-def _resample_cols(x: torch.Tensor, index: np.ndarray, weight: np.ndarray, block: int = 32) -> torch.Tensor:
+def _resample_cols(x: torch.Tensor, plan: tuple[np.ndarray, np.ndarray], out_len: int) -> torch.Tensor:
     """Resample dimension -1 of ``x`` the same way, without transposing the image in memory."""
-    cols, tiles = _block_matrices(x.shape[-1], index, weight, block)
+    cols, tiles = plan
     gathered = x.index_select(-1, torch.from_numpy(cols.ravel()).to(x.device)).unflatten(-1, cols.shape)
     out = torch.einsum("...rbs,bis->...rbi", gathered, torch.from_numpy(tiles).to(device=x.device, dtype=x.dtype))
-    return out.flatten(-2)[..., :index.shape[0]]
+    return out.flatten(-2)[..., :out_len]
 
 
 def _pair(value: float | Sequence[float], what: str) -> tuple[float, float]:
@@ -253,8 +263,8 @@ def resize(image: Image, scale: float | Sequence[float] | None = None, *,
     out_shape, scales = _output_geometry(in_shape, scale, size)
     offsets = _pair(offset, "offset")
     kernel = get_kernel(kernel)
-    rows = contributions(in_shape[0], out_shape[0], scales[0], kernel, antialias=antialias, offset=offsets[0])
-    cols = contributions(in_shape[1], out_shape[1], scales[1], kernel, antialias=antialias, offset=offsets[1])
+    rows = _plan(in_shape[0], out_shape[0], scales[0], kernel, antialias, offsets[0]), out_shape[0]
+    cols = _plan(in_shape[1], out_shape[1], scales[1], kernel, antialias, offsets[1]), out_shape[1]
     # The column pass is the costlier one: run it while the image has the fewest rows.
     if scales[0] < 1:
         y = _resample_cols(_resample_rows(x, *rows), *cols)
