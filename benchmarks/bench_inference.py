@@ -15,6 +15,7 @@ import time
 
 import torch
 
+from srlib.inference import upscale_luma
 from srlib.models import SRNetwork, build, count_parameters, macs_per_pixel
 
 NETWORKS = [("spvdsr", {}), ("espcn", {}), ("fsrcnn", {}), ("srcnn", {}), ("vdsr", {})]
@@ -33,28 +34,13 @@ def best_of(fn, repeats: int) -> tuple[float, float]:
     return wall, cpu
 
 
-def in_tiles(model: SRNetwork, lr: torch.Tensor, tile: int) -> torch.Tensor:
-    """The model's output computed tile by tile, each tile read with a receptive-field halo."""
-    s, halo = model.scale, model.receptive_field
-    h, w = lr.shape[-2:]
-    out = lr.new_empty(1, 1, s * h, s * w)
-    for top in range(0, h, tile):
-        for left in range(0, w, tile):
-            y0, x0 = max(top - halo, 0), max(left - halo, 0)
-            sr = model(lr[..., y0:min(top + tile + halo, h), x0:min(left + tile + halo, w)])
-            rows, cols = min(tile, h - top), min(tile, w - left)
-            out[..., s * top:s * (top + rows), s * left:s * (left + cols)] = \
-                sr[..., s * (top - y0):s * (top - y0 + rows), s * (left - x0):s * (left - x0 + cols)]
-    return out
-
-
 def cpu_ms(model: SRNetwork, size: tuple[int, int], channels_last: bool, tile: int | None,
            repeats: int) -> tuple[float, float]:
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
     lr = torch.rand(1, 1, *size).contiguous(memory_format=fmt)
     with torch.inference_mode():
-        wall, cpu = best_of(lambda: in_tiles(model, lr, tile) if tile else model(lr), repeats)
+        wall, cpu = best_of(lambda: upscale_luma(model, lr, tile=tile), repeats)
     factor = FRAME[0] * FRAME[1] / (size[0] * size[1])
     return 1e3 * wall * factor, 1e3 * cpu * factor
 

@@ -7,6 +7,10 @@ Modules, each readable on its own:
   data      benchmark sets (Set5, Set14, BSD100, ...), data root, downloads, LR/HR pairs
   samples   embedded images: freely licensed photographs and generated line art
   imageio   reading and writing images with clear errors
+  models    the networks: SRCNN, FSRCNN, ESPCN, VDSR and the article's SP-VDSR
+  training  patches, the papers' recipes, a resumable and reproducible training loop
+  inference weights files and tiled upscaling of real images
+  results   results files with provenance, and the ledger of the article's claims
   plots     figure helpers shared by the chapters
   cli       the ``srlib`` command
 """
