@@ -106,13 +106,19 @@ class PatchDataset:
     true LR border context). An epoch is ``patches_per_image`` random LR positions in every
     image (LR patch ``patch_size``, HR patch ``patch_size * scale`` at the same place), each
     with one of the 8 dihedral transforms when ``augment``, shuffled; the generator is seeded
-    by (seed, epoch). Images smaller than one HR patch are left out.
+    by (seed, epoch). ``rescale`` adds FSRCNN's scale augmentation: every HR image also
+    enters shrunk by each factor (MATLAB bicubic), e.g. (0.9, 0.8, 0.7, 0.6). Images
+    smaller than one HR patch are left out.
     """
 
     def __init__(self, images: Images, scale: int, patch_size: int, *, degrade: str = "bicubic",
-                 augment: bool = True, patches_per_image: int = 16):
+                 augment: bool = True, patches_per_image: int = 16, rescale: Sequence[float] = ()):
         if patch_size < 1 or patches_per_image < 1:
             raise ValueError(f"patch_size and patches_per_image must be positive, got {patch_size} and {patches_per_image}")
+        if not all(0 < f < 1 for f in rescale):
+            raise ValueError(f"rescale factors must lie between 0 and 1 (exclusive), got {tuple(rescale)}")
+        images = list(images)
+        images += [(f"{name}@{f:g}", resample.imresize(np.asarray(image), f)) for f in rescale for name, image in images]
         self.scale, self.patch_size = int(scale), int(patch_size)
         self.augment, self.patches_per_image = augment, int(patches_per_image)
         check_degrade(degrade)
@@ -268,6 +274,7 @@ class TrainConfig:
     batch_size: int = 32
     degrade: str = "bicubic"
     augment: bool = True
+    rescale: tuple[float, ...] = ()
     epochs: int | None = None
     iterations: int | None = None
     seconds: float | None = None
@@ -536,7 +543,8 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, *, train_images: Imag
     if val_images is None and config.val is not None:
         val_images = load_images(config.val)
     dataset = PatchDataset(train_images, config.scale, config.patch_size, degrade=config.degrade,
-                           augment=config.augment, patches_per_image=config.patches_per_image)
+                           augment=config.augment, patches_per_image=config.patches_per_image,
+                           rescale=config.rescale)
     val_pairs = validation_pairs(val_images, config.scale, config.degrade) if val_images else []
     cuda = device.type == "cuda"
     memory_format = torch.channels_last if cuda and config.channels_last else torch.preserve_format

@@ -331,3 +331,14 @@ def test_bf16_and_channels_last_apply_only_on_cuda(images, tmp_path):
     flagged = training.train(config(epochs=2, bf16=True, channels_last=True, device="cpu"), tmp_path / "flags",
                              train_images=images, progress=False)
     assert_bit_identical(weights(plain.model), weights(flagged.model))
+
+
+def test_rescale_adds_shrunk_copies_of_every_image():
+    rng = np.random.default_rng(0)
+    images = [("a", rng.integers(0, 256, (80, 96, 3), dtype=np.uint8)), ("b", rng.integers(0, 256, (64, 64), dtype=np.uint8))]
+    plain = training.PatchDataset(images, 2, 8)
+    rescaled = training.PatchDataset(images, 2, 8, rescale=(0.75, 0.5))
+    assert len(rescaled.pairs) == 3 * len(plain.pairs)
+    assert [hr.shape for _, hr in rescaled.pairs[2:4]] == [(60, 72), (48, 48)]  # 0.75x, modcropped to even
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        training.PatchDataset(images, 2, 8, rescale=(1.2,))
