@@ -101,6 +101,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     settings = {name: getattr(args, name) for name in
                 ("epochs", "iterations", "seconds", "seed", "device", "batch_size", "patch_size",
                  "recipe", "lr", "degrade", "val") if getattr(args, name) is not None}
+    if args.rescale:
+        settings["rescale"] = tuple(args.rescale)
     config = training.TrainConfig(model=args.model, scale=args.scale, options=dict(args.option),
                                   data=args.data, **settings)
     out = Path(args.out)
@@ -224,6 +226,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, help="starting learning rate (default: the recipe's)")
     train.add_argument("--degrade", choices=METHODS, metavar="KERNEL",
                        help="how LR patches are made: bicubic (MATLAB imresize, the default) or a kernel")
+    train.add_argument("--rescale", type=float, nargs="+", metavar="F",
+                       help="also train on every image shrunk by these factors, e.g. 0.9 0.8 0.7 0.6 (FSRCNN)")
     train.add_argument("--val", metavar="NAME_OR_DIR", help="validation images, scored every epoch")
     train.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE",
                        help="a network option, e.g. depth=3 or f=(64,32); repeat for more")
