@@ -11,27 +11,15 @@ is the best of a few runs; CPU time, summed over threads, is shown next to it be
 a shared machine it is the steadier of the two. Asserts nothing.
 """
 import argparse
-import time
 
 import torch
 
-from srlib.inference import upscale_luma
+from srlib.inference import best_time, frames_per_second, upscale_luma
 from srlib.models import SRNetwork, build, count_parameters, macs_per_pixel
 
 NETWORKS = [("spvdsr", {}), ("espcn", {}), ("fsrcnn", {}), ("srcnn", {}), ("vdsr", {})]
 FRAME, CROP, QUICK_CROP = (1080, 1920), (270, 480), (135, 480)
 CPU_FULL_FRAME_MACS = 200e9  # above this, time a crop on the CPU
-
-
-def best_of(fn, repeats: int) -> tuple[float, float]:
-    """Best wall and CPU seconds of ``repeats`` runs after one warm-up run."""
-    fn()
-    wall = cpu = float("inf")
-    for _ in range(repeats):
-        w, c = time.perf_counter(), time.process_time()
-        fn()
-        wall, cpu = min(wall, time.perf_counter() - w), min(cpu, time.process_time() - c)
-    return wall, cpu
 
 
 def cpu_ms(model: SRNetwork, size: tuple[int, int], channels_last: bool, tile: int | None,
@@ -40,21 +28,9 @@ def cpu_ms(model: SRNetwork, size: tuple[int, int], channels_last: bool, tile: i
     model = model.to(memory_format=fmt)
     lr = torch.rand(1, 1, *size).contiguous(memory_format=fmt)
     with torch.inference_mode():
-        wall, cpu = best_of(lambda: upscale_luma(model, lr, tile=tile), repeats)
+        wall, cpu = best_time(lambda: upscale_luma(model, lr, tile=tile), repeats)
     factor = FRAME[0] * FRAME[1] / (size[0] * size[1])
     return 1e3 * wall * factor, 1e3 * cpu * factor
-
-
-def cuda_fps(model: torch.nn.Module, bf16: bool, repeats: int) -> float:
-    model = model.cuda().to(memory_format=torch.channels_last)
-    lr = torch.rand(1, 1, *FRAME, device="cuda")
-
-    def run():
-        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
-            model(lr)
-        torch.cuda.synchronize()
-    wall, _ = best_of(run, repeats)
-    return 1.0 / wall
 
 
 def main() -> None:
@@ -87,8 +63,8 @@ def main() -> None:
             wall, cpu = cpu_ms(model, size, channels_last, tile, repeats if full else 1)
             line += f" | {mark}{wall:>7,.0f} ({cpu:>7,.0f})"
         if torch.cuda.is_available():
-            line += f" | {cuda_fps(model, False, repeats):>13.1f} | {cuda_fps(model, True, repeats):>13.1f}"
-            model.cpu()
+            fps = [frames_per_second(model, FRAME, device="cuda", bf16=bf16, repeats=repeats) for bf16 in (False, True)]
+            line += f" | {fps[0]:>13.1f} | {fps[1]:>13.1f}"
         print(line, flush=True)
 
 

@@ -11,6 +11,7 @@ Modules, each readable on its own:
   training  patches, the papers' recipes, a resumable and reproducible training loop
   inference weights files and tiled upscaling of real images
   results   results files with provenance, and the ledger of the article's claims
+  reproduce the leaderboard's paper-scale runs of every network, and the papers' numbers
   plots     figure helpers shared by the chapters
   cli       the ``srlib`` command
 """

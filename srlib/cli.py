@@ -5,6 +5,7 @@
     srlib eval --dataset Set5 --method bicubic --scale 2 [--json]
     srlib eval --dataset Set5 --model NAME --weights FILE --scale 2 [--json]
     srlib download Set5 [--root DIR] [--base-url URL]
+    srlib reproduce [RUN ...] [--list] [--out DIR] [--dry-run]
 
 Each subcommand is a ``_cmd_<name>(args) -> int`` function added in ``_parser``. Expected
 failures (bad arguments, missing data, a refused download, an unreadable image, unusable
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import __version__, data, imageio, inference, metrics, models, resample, training
+from . import __version__, data, imageio, inference, metrics, models, reproduce, resample, training
 
 # "bicubic" is MATLAB's imresize (the protocol's baseline); every other name is an
 # srlib.resample kernel applied with resize().
@@ -164,6 +165,25 @@ def _cmd_download(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    names = reproduce.select(args.runs)
+    if args.list:
+        print(reproduce.describe(names))
+        return 0
+    if args.dry_run:
+        print(reproduce.plan(names, args.out))
+        return 0
+    for name in names:
+        if reproduce.is_done(name):
+            print(f"{name}: done already ({reproduce.LEADERBOARD_DIR / name}.json; delete it to run again)")
+            continue
+        path = reproduce.run(name, args.out)
+        record = json.loads(path.read_text(encoding="utf-8"))
+        scores = ", ".join(f"{s} {v['psnr']:.2f} dB" for s, v in record["scores"].items())
+        print(f"{name}: {scores}; trained {record['training']['wall_time_s'] / 60:.1f} min; {path}", flush=True)
+    return 0
+
+
 def _positive(text: str) -> int:
     """A positive integer."""
     try:
@@ -254,6 +274,22 @@ def _parser() -> argparse.ArgumentParser:
     download.add_argument("--root", help=f"data folder (default: ${data.ENV_VAR} or {data.DEFAULT_ROOT})")
     download.add_argument("--base-url", help="a mirror serving each file as BASE_URL/<file name>")
     download.set_defaults(run=_cmd_download)
+
+    reproduce_command = commands.add_parser(
+        "reproduce", help="the leaderboard's paper-scale runs: train, evaluate, time, ship the weights",
+        description="Train each RUN with its paper's recipe (resuming from DIR/RUN), score it on Set5, Set14, "
+                    "BSD100 (and Urban100 when present), time it on a 2160p frame, and write "
+                    "results/leaderboard/RUN.json and srlib/pretrained/RUN.pt with its manifest entry. Runs "
+                    "whose results file exists are skipped. Meant for a GPU.")
+    reproduce_command.add_argument("runs", nargs="*", metavar="RUN",
+                                   help="run names or patterns such as 'vdsr-*' (default: every run; see --list)")
+    shown = reproduce_command.add_mutually_exclusive_group()
+    shown.add_argument("--list", action="store_true", help="print the runs and their recipes, and stop")
+    shown.add_argument("--dry-run", action="store_true",
+                       help="print the plan (budgets, estimated iterations, work, state) without training")
+    reproduce_command.add_argument("--out", default=str(reproduce.DEFAULT_OUT), metavar="DIR",
+                                   help=f"folder of the run folders with their checkpoints (default {reproduce.DEFAULT_OUT})")
+    reproduce_command.set_defaults(run=_cmd_reproduce)
     return parser
 
 

@@ -7,21 +7,24 @@ with ``torch.load(weights_only=True)``, so a file that would run code when unpic
 refused instead of run. ``upscale`` sends the luma of a grey, RGB or RGBA image through
 the network in overlapping tiles (bounded memory, same result as one pass) and the
 chroma and alpha through a Lanczos kernel. ``pretrained/manifest.json`` lists the
-weights shipped with srlib.
+weights shipped with srlib. ``frames_per_second`` times a network on a whole video frame
+(the benchmarks and the leaderboard use it).
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
 import pickle
 import secrets
 import subprocess
+import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -316,3 +319,47 @@ def protocol_scores(model: nn.Module, lr: np.ndarray, hr: np.ndarray, *, tile: i
         raise ValueError(f"the network gave {sr_y.shape[1]}x{sr_y.shape[0]} pixels for a "
                          f"{hr_y.shape[1]}x{hr_y.shape[0]} HR image")
     return {"psnr": metrics.psnr(sr_y, hr_y, crop=crop), "ssim": metrics.ssim(sr_y, hr_y, crop=crop)}
+
+
+# ---------------------------------------------------------------- speed
+
+def best_time(fn: Callable[[], object], repeats: int = 3) -> tuple[float, float]:
+    """Best wall-clock and best CPU seconds (summed over threads) of ``repeats`` calls of
+    ``fn``, after one untimed warm-up call (first-call allocations and kernel choices)."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be positive, got {repeats}")
+    fn()
+    wall = cpu = float("inf")
+    for _ in range(repeats):
+        w, c = time.perf_counter(), time.process_time()
+        fn()
+        wall, cpu = min(wall, time.perf_counter() - w), min(cpu, time.process_time() - c)
+    return wall, cpu
+
+
+def frames_per_second(model: nn.Module, lr_size: tuple[int, int], *, device: str | torch.device | None = None,
+                      bf16: bool = False, channels_last: bool = True, repeats: int = 3) -> float:
+    """Frames per second of ``model`` on one luma frame of ``lr_size`` (h, w) LR pixels, in one
+    pass (no tiles), best of ``repeats``; CUDA work is waited for inside the timing.
+
+    A copy of the model is timed on ``device`` (default: the fastest present), in channels-last
+    memory unless told otherwise and under bfloat16 autocast when ``bf16``; cuDNN may pick its
+    fastest kernels meanwhile. The caller's model is left as it was."""
+    device = torch.device(device) if device is not None else default_device()
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    network = copy.deepcopy(_check_model(model)).to(device, memory_format=fmt).eval()
+    lr = torch.rand(1, 1, *lr_size, generator=torch.Generator().manual_seed(0)).to(device, memory_format=fmt)
+
+    def one_frame() -> None:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            upscale_luma(network, lr, tile=None)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    benchmark = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        wall, _ = best_time(one_frame, repeats)
+    finally:
+        torch.backends.cudnn.benchmark = benchmark
+    return 1.0 / wall
