@@ -12,6 +12,7 @@ bit-identical weights.
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -263,7 +264,8 @@ def clip_adjustable(optimizer: torch.optim.Optimizer, theta: float) -> None:
 @dataclass
 class TrainConfig:
     """Everything that defines a training run. Budgets: stop at whichever of ``epochs``,
-    ``iterations`` or ``seconds`` (wall clock) comes first; give at least one."""
+    ``iterations`` or ``seconds`` (wall clock spent training, validation excluded) comes
+    first; give at least one."""
     model: str
     scale: int = 2
     options: dict = field(default_factory=dict)
@@ -526,13 +528,28 @@ def _step(model: nn.Module, optimizer: torch.optim.Optimizer, clip: float | None
     return value
 
 
+def _start_from(initial: nn.Module, config: TrainConfig) -> nn.Module:
+    """A copy of ``initial`` to train, once it is checked to be the network ``config`` names."""
+    wanted = models.build(config.model, config.scale, **config.options)
+    found = (getattr(initial, "name", None), getattr(initial, "scale", None), getattr(initial, "options", None))
+    if found != (wanted.name, wanted.scale, wanted.options):
+        raise ValueError(f"the initial network is {found[0]} x{found[1]} {found[2]}, but the configuration "
+                         f"asks for {wanted.name} x{wanted.scale} {wanted.options}")
+    return copy.deepcopy(initial)
+
+
 def train(config: TrainConfig, out_dir: str | os.PathLike, *, train_images: Images | None = None,
-          val_images: Images | None = None, progress: bool = True) -> TrainResult:
+          val_images: Images | None = None, progress: bool = True, initial: nn.Module | None = None) -> TrainResult:
     """Train ``config.model`` on luma patches with its recipe and MSE, checkpointing into
     ``out_dir`` and resuming from the checkpoint found there. Images default to
     ``load_images(config.data)`` and ``load_images(config.val)``; without validation images
-    the history's val_psnr/val_ssim stay None. Raises TrainingDiverged on a NaN/Inf loss."""
+    the history's val_psnr/val_ssim stay None. Raises TrainingDiverged on a NaN/Inf loss.
+
+    ``initial``: start from a copy of this network (the one ``config`` describes) instead of
+    a fresh one; its parameters with ``requires_grad`` False stay as they are, e.g. FSRCNN's
+    body after ``models.freeze_all_but_deconv``. The provenance lists what was trainable."""
     config.check()
+    start = _start_from(initial, config) if initial is not None else None
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     device = resolve_device(config.device)
@@ -550,12 +567,15 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, *, train_images: Imag
     memory_format = torch.channels_last if cuda and config.channels_last else torch.preserve_format
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda and config.bf16 else nullcontext()
     info = provenance(device)
+    if start is not None:
+        info["initial"] = {"trainable": [name for name, p in start.named_parameters() if p.requires_grad]}
     for stale in out.glob(f".{CHECKPOINT}.*.tmp"):  # left by a run killed while saving
         stale.unlink()
 
     with _deterministic(device):
         _seed_everything(config.seed)
-        model = models.build(config.model, config.scale, **config.options).to(device, memory_format=memory_format)
+        model = start if start is not None else models.build(config.model, config.scale, **config.options)
+        model = model.to(device, memory_format=memory_format)
         optimizer, scheduler, clip = RECIPES[config.recipe or config.model](model, config.lr)
         state = _State()
         if (out / CHECKPOINT).exists():
@@ -605,7 +625,9 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, *, train_images: Imag
                          "wall_time": elapsed(), "loss": float(np.mean(losses)),
                          "lr": lr_used, "val_psnr": None, "val_ssim": None}
                 if val_pairs and (finished or (completed and state.epoch % config.val_every == 0)):
+                    paused = time.perf_counter()
                     entry["val_psnr"], entry["val_ssim"] = validate(model, val_pairs, config.scale, device)
+                    started += time.perf_counter() - paused  # validating is not training: off the clock
                     bar.set_postfix(loss=f"{entry['loss']:.3g}", val_psnr=f"{entry['val_psnr']:.2f}")
                 state.history.append(entry)
                 if finished or (completed and state.epoch % config.checkpoint_every == 0):

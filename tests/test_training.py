@@ -342,3 +342,25 @@ def test_rescale_adds_shrunk_copies_of_every_image():
     assert [hr.shape for _, hr in rescaled.pairs[2:4]] == [(60, 72), (48, 48)]  # 0.75x, modcropped to even
     with pytest.raises(ValueError, match="between 0 and 1"):
         training.PatchDataset(images, 2, 8, rescale=(1.2,))
+
+
+def test_an_initial_network_is_trained_as_a_copy_and_its_frozen_layers_stay_put(images, tmp_path):
+    torch.manual_seed(1)
+    x3 = models.build("fsrcnn", 3, d=4, s=2, m=1)
+    initial = models.freeze_all_but_deconv(models.with_new_deconv(x3, 2))
+    before = weights(initial)
+    result = training.train(config(model="fsrcnn", options={"d": 4, "s": 2, "m": 1}, iterations=3), tmp_path,
+                            train_images=images, progress=False, initial=initial)
+    after = weights(result.model)
+    assert_bit_identical(before, weights(initial))  # the caller's network is untouched
+    assert_bit_identical({k: v for k, v in before.items() if not k.startswith("deconv")},
+                         {k: v for k, v in after.items() if not k.startswith("deconv")})
+    assert not np.array_equal(before["deconv.weight"], after["deconv.weight"])
+    record = json.loads((tmp_path / "history.json").read_text())
+    assert record["provenance"]["initial"] == {"trainable": ["deconv.weight", "deconv.bias"]}
+
+
+def test_an_initial_network_of_another_scale_is_refused(images, tmp_path):
+    with pytest.raises(ValueError, match="initial network is fsrcnn x3 .* asks for fsrcnn x2"):
+        training.train(config(model="fsrcnn", options={}, iterations=1), tmp_path, train_images=images, progress=False,
+                       initial=models.build("fsrcnn", 3))
