@@ -569,8 +569,9 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, *, train_images: Imag
     info = provenance(device)
     if start is not None:
         info["initial"] = {"trainable": [name for name, p in start.named_parameters() if p.requires_grad]}
-    for stale in out.glob(f".{CHECKPOINT}.*.tmp"):  # left by a run killed while saving
-        stale.unlink()
+    for name in (CHECKPOINT, HISTORY):  # temp files left by a run killed while saving
+        for stale in out.glob(f".{name}.*.tmp"):
+            stale.unlink()
 
     with _deterministic(device):
         _seed_everything(config.seed)
