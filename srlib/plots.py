@@ -323,3 +323,10 @@ def filter_grid(weights, *, ncols: int = 16, size: float = 0.45) -> plt.Figure:
         ax.imshow(kernel, cmap="gray", vmin=-peak, vmax=peak)
     fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.99, wspace=0.08, hspace=0.08)
     return fig
+
+
+def glue(name: str, value, display: bool = False) -> None:
+    """myst-nb's ``glue`` for numbers in the prose: numpy scalars are passed on as Python
+    numbers, whose text myst-nb can format (numpy 2 prints them as ``np.float64(...)``)."""
+    from myst_nb import glue as myst_glue
+    myst_glue(name, value.item() if isinstance(value, np.generic) else value, display=display)

@@ -147,3 +147,13 @@ def test_filter_grid_refuses_multichannel_filters():
 def test_training_curves_psnr_range_fixes_the_psnr_axis_only():
     fig = training_curves({"a": history(6, 10.0)}, psnr_range=(14.0, 20.0))
     assert fig.axes[0].get_ylim() == (14.0, 20.0)
+
+
+def test_glue_passes_numpy_scalars_on_as_python_numbers(monkeypatch):
+    import myst_nb
+    from srlib import plots
+    seen = {}
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=True: seen.update({name: value}))
+    plots.glue("x", np.float64(1.5))
+    plots.glue("n", np.int64(3))
+    assert seen == {"x": 1.5, "n": 3} and type(seen["x"]) is float and type(seen["n"]) is int
