@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import pickle
-import secrets
 import subprocess
 import time
 import warnings
@@ -32,7 +31,7 @@ from torch import nn
 
 from . import __version__, metrics, models
 from .color import rgb_to_y, rgb_to_ycbcr, round_half_away, upscale_rgb
-from .training import default_device
+from .training import atomic_write, default_device
 
 PRETRAINED_DIR = Path(__file__).with_name("pretrained")
 MANIFEST = PRETRAINED_DIR / "manifest.json"
@@ -77,17 +76,7 @@ def save_weights(path: str | os.PathLike, model: nn.Module, *, metadata: dict | 
     payload = {"state_dict": {key: value.detach().cpu().clone() for key, value in model.state_dict().items()},
                "model": model.name, "options": dict(model.options), "scale": int(model.scale),
                "metadata": info}
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write(Path(path), lambda f: torch.save(payload, f))
 
 
 def _read_payload(path: Path) -> dict:

@@ -403,7 +403,7 @@ def _finite_or_none(value):
     return value
 
 
-def _atomic_write(path: Path, write: Callable) -> None:
+def atomic_write(path: Path, write: Callable) -> None:
     """Write through ``write(file)`` into a hidden temporary beside ``path``, then rename it in."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
@@ -481,14 +481,14 @@ def _save(out: Path, config: TrainConfig, model, optimizer, scheduler, state: _S
                   "scheduler": scheduler.state_dict(), "rng": _rng_states(), "epoch": state.epoch,
                   "step": state.step, "iteration": state.iteration, "elapsed": state.elapsed,
                   "history": state.history}
-    _atomic_write(out / CHECKPOINT, lambda f: torch.save(checkpoint, f))
+    atomic_write(out / CHECKPOINT, lambda f: torch.save(checkpoint, f))
     _save_history(out, config, state, info)
 
 
 def _save_history(out: Path, config: TrainConfig, state: _State, info: dict) -> None:
     record = _finite_or_none({"provenance": info, "config": asdict(config), "wall_time": state.elapsed,
                               "epochs": state.epoch, "iterations": state.iteration, "history": state.history})
-    _atomic_write(out / HISTORY, lambda f: f.write(json.dumps(record, indent=1).encode()))
+    atomic_write(out / HISTORY, lambda f: f.write(json.dumps(record, indent=1).encode()))
 
 
 def _restore(path: Path, config: TrainConfig, model, optimizer, scheduler) -> _State:

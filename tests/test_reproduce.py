@@ -13,13 +13,7 @@ TINY = {"epochs": None, "iterations": 2, "patch_size": 8, "batch_size": 4, "patc
 """Overrides that shrink any run to two steps on 16x16 HR patches."""
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: faster on busy cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -18,13 +18,7 @@ TINY = dict(model="spvdsr", scale=2, options={"depth": 2, "width": 4}, patch_siz
 """A two-step epoch of a 2-layer, 4-filter SP-VDSR: fast enough for many runs per test."""
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: far faster on busy cores, and the same in the subprocess runs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,7 @@ import torch
 from srlib import samples, training
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def slow_validation(monkeypatch, seconds: float) -> None:
