@@ -3,7 +3,6 @@ networks given the same seconds get the same training time however long they tak
 import time
 
 import pytest
-import torch
 
 from srlib import samples, training
 
