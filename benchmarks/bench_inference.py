@@ -1,8 +1,9 @@
 """Inference speed of the five networks on one 1920×1080 luma frame (×2 → 3840×2160).
 
 Target (issue 4): SP-VDSR(5×8) at most 150 ms per frame on 2 CPU cores. Prints, per
-network, the weights, MACs per output pixel and CPU milliseconds per frame in PyTorch's
-default layout (NCHW), in channels_last, and in channels_last over 512×512 LR tiles read
+network, the weights, MACs per output pixel and CPU milliseconds per frame for a plain
+``model(lr)`` in PyTorch's default layout (NCHW), then for ``srlib.inference.upscale_luma``
+(which runs the weights channels-last on a CPU) in one pass and over 512×512 LR tiles read
 with a ``receptive_field`` halo (cache-sized tiles help the narrow networks most); on a
 CUDA device also frames per second in float32 and bfloat16 autocast. VDSR, too slow for a
 whole frame on a CPU, is timed on a 480×270 crop (480×135 with --quick) and scaled to the
@@ -22,13 +23,14 @@ FRAME, CROP, QUICK_CROP = (1080, 1920), (270, 480), (135, 480)
 CPU_FULL_FRAME_MACS = 200e9  # above this, time a crop on the CPU
 
 
-def cpu_ms(model: SRNetwork, size: tuple[int, int], channels_last: bool, tile: int | None,
-           repeats: int) -> tuple[float, float]:
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    model = model.to(memory_format=fmt)
-    lr = torch.rand(1, 1, *size).contiguous(memory_format=fmt)
+def cpu_ms(model: SRNetwork, size: tuple[int, int], how: str, repeats: int) -> tuple[float, float]:
+    """Best wall and CPU milliseconds for a whole frame: ``how`` is "NCHW" (a plain
+    ``model(lr)``), "one pass" or "512 tiles" (``upscale_luma``)."""
+    lr = torch.rand(1, 1, *size)
+    run = {"NCHW": lambda: model(lr), "one pass": lambda: upscale_luma(model, lr, tile=None),
+           "512 tiles": lambda: upscale_luma(model, lr, tile=512)}[how]
     with torch.inference_mode():
-        wall, cpu = best_time(lambda: upscale_luma(model, lr, tile=tile), repeats)
+        wall, cpu = best_time(run, repeats)
     factor = FRAME[0] * FRAME[1] / (size[0] * size[1])
     return 1e3 * wall * factor, 1e3 * cpu * factor
 
@@ -48,7 +50,7 @@ def main() -> None:
     print(f"1920x1080 luma x{args.scale}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
     print("CPU: best wall ms per frame (CPU ms summed over threads)")
     print(f"{'network':>8} {'weights':>8} {'MACs/px':>9} |"
-          f" {'NCHW':>18} | {'channels_last':>18} | {'+ 512 tiles':>18}"
+          f" {'model(lr), NCHW':>18} | {'upscale_luma':>18} | {'+ 512 tiles':>18}"
           + (" | CUDA fp32 fps | CUDA bf16 fps" if torch.cuda.is_available() else ""))
     for name, options in NETWORKS:
         if args.networks and name not in args.networks:
@@ -59,8 +61,8 @@ def main() -> None:
         full = macs * FRAME[0] * FRAME[1] * args.scale ** 2 <= CPU_FULL_FRAME_MACS
         size, mark = (FRAME, " ") if full else (QUICK_CROP if args.quick else CROP, "≈")
         line = f"{name:>8} {count_parameters(model):>8,} {macs:>9,.0f}"
-        for channels_last, tile in [(False, None), (True, None), (True, 512)]:
-            wall, cpu = cpu_ms(model, size, channels_last, tile, repeats if full else 1)
+        for how in ("NCHW", "one pass", "512 tiles"):
+            wall, cpu = cpu_ms(model, size, how, repeats if full else 1)
             line += f" | {mark}{wall:>7,.0f} ({cpu:>7,.0f})"
         if torch.cuda.is_available():
             fps = [frames_per_second(model, FRAME, device="cuda", bf16=bf16, repeats=repeats) for bf16 in (False, True)]

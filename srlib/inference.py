@@ -205,15 +205,21 @@ def min_input_size(model: nn.Module) -> int:
 
 
 @contextmanager
-def _evaluating(model: nn.Module) -> Iterator[None]:
-    """Eval mode without autograd for the duration, restoring the module's mode after."""
+def _evaluating(model: nn.Module, channels_last: bool = False) -> Iterator[None]:
+    """Eval mode without autograd for the duration, optionally with the convolution weights
+    in channels-last layout; the module's mode and weights are restored after."""
     was_training = model.training
+    kernels = {p: p.data for p in model.parameters() if p.dim() == 4} if channels_last else {}
+    for p, data in kernels.items():
+        p.data = data.to(memory_format=torch.channels_last)  # restrides even where C = 1
     model.eval()
     try:
         with torch.inference_mode():
             yield
     finally:
         model.train(was_training)
+        for p, data in kernels.items():
+            p.data = data
 
 
 def _spans(length: int, tile: int, halo: int) -> Iterator[tuple[int, int, int, int]]:
@@ -229,13 +235,15 @@ def upscale_luma(model: nn.Module, lr: torch.Tensor, *, tile: int | None = 512) 
     Each tile is widened by the network's receptive field on every side before it goes
     through the network, and only its centre is kept, so the result equals the one-pass
     output (up to float rounding) while memory grows with the tile, not the image.
-    ``tile=None`` runs the image in one pass.
+    ``tile=None`` runs the image in one pass. On a CPU the weights run in channels-last
+    layout, 1.4-2.8x faster than PyTorch's default for these networks
+    (benchmarks/bench_inference.py); the model is left as it was.
     """
     scale, halo = int(_check_model(model).scale), int(model.receptive_field)
     if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int) or tile < 1):
         raise ValueError(f"tile must be a positive integer or None, got {tile!r}")
     n, _, height, width = lr.shape
-    with _evaluating(model):
+    with _evaluating(model, channels_last=lr.device.type == "cpu"):
         if tile is None or (height <= tile and width <= tile):
             return model(lr)
         out = torch.empty(n, 1, height * scale, width * scale, dtype=lr.dtype, device=lr.device)

@@ -18,9 +18,8 @@ Two conventions of the numbers quoted in the docstrings (and pinned by the tests
   forward pass divided by the number of HR output pixels (:func:`macs_per_pixel`).
   Interpolation, activations, bias adds and the pixel shuffle are not counted.
 
-On a CPU, ``model.to(memory_format=torch.channels_last)`` runs the narrow networks (SP-VDSR,
-ESPCN, SRCNN) about twice as fast as PyTorch's default layout; see
-``benchmarks/bench_inference.py``.
+On a CPU, channels-last weights run these networks 1.4-2.8x faster than PyTorch's default
+layout; ``srlib.inference.upscale_luma`` uses them there (``benchmarks/bench_inference.py``).
 """
 from __future__ import annotations
 

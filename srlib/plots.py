@@ -255,9 +255,10 @@ def compare_crops(images: dict[str, np.ndarray], box: tuple[int, int, int, int],
         raise ValueError(f"full={full!r} is not one of the images {list(arrays)}")
     shape = shapes.pop()
     top, left, height, width = _check_box(box, shape)
-    ratios = [shape[1] / shape[0]] + [width / height] * len(arrays)
+    # Panels no narrower than 3/4 of their height, so a tall crop still has room for its title.
+    ratios = [max(0.75, r) for r in [shape[1] / shape[0]] + [width / height] * len(arrays)]
     fig, axes = plt.subplots(1, len(ratios), figsize=(size * sum(ratios) + 0.1 * len(ratios), size + 0.55),
-                             gridspec_kw={"width_ratios": ratios}, squeeze=False)
+                             gridspec_kw={"width_ratios": ratios}, squeeze=False, layout="compressed")
     axes = axes[0]
     _imshow(axes[0], arrays[full])
     axes[0].add_patch(matplotlib.patches.Rectangle((left - 0.5, top - 0.5), width, height, fill=False,
@@ -269,7 +270,6 @@ def compare_crops(images: dict[str, np.ndarray], box: tuple[int, int, int, int],
             spine.set_edgecolor("red")
         score = (psnr or {}).get(name)
         ax.set_title(name if score is None else f"{name}\n{score:.2f} dB")
-    fig.tight_layout()
     return fig
 
 

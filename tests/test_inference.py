@@ -181,6 +181,18 @@ def test_upscale_luma_restores_the_training_mode():
     assert model.training
 
 
+@pytest.mark.parametrize("name", sorted(TILED_MODELS))
+def test_upscale_luma_matches_the_plain_forward_pass_and_leaves_the_weights_as_they_were(name):
+    model = randomised(TILED_MODELS[name]())
+    weights = {key: (p.data_ptr(), p.stride()) for key, p in model.named_parameters()}
+    lr = torch.rand(1, 1, 19, 24, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        plain = model(lr)  # PyTorch's default layout; upscale_luma runs channels-last on a CPU
+    assert (inference.upscale_luma(model, lr, tile=None) - plain).abs().max().item() < 1e-5
+    assert {key: (p.data_ptr(), p.stride()) for key, p in model.named_parameters()} == weights
+    model(lr).sum().backward()  # still an ordinary trainable module
+
+
 def test_a_bad_tile_is_refused():
     with pytest.raises(ValueError, match="tile"):
         inference.upscale_luma(models.ESPCN(2), torch.rand(1, 1, 12, 12), tile=0)

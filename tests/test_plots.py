@@ -92,6 +92,19 @@ def test_compare_crops_accepts_grey_images_and_another_full_image():
     assert fig.axes[0].get_title() == "a (whole image)"
 
 
+@pytest.mark.parametrize("shape, box", [((41, 60, 3), (5, 10, 12, 16)), ((256, 256, 3), (0, 0, 40, 90)),
+                                        ((120, 50, 3), (10, 5, 60, 20))])
+def test_compare_crops_keeps_every_title_line_inside_the_figure(shape, box):
+    fig = compare_crops({"bicubic": image(0, shape), "network": image(1, shape), "truth": image(2, shape)}, box,
+                        psnr={"bicubic": 21.2, "network": 22.3})
+    fig.canvas.draw()
+    frame = fig.bbox
+    for ax in fig.axes:
+        title = ax.title.get_window_extent()
+        assert frame.y0 <= title.y0 and title.y1 <= frame.y1, ax.get_title()
+        assert frame.x0 <= title.x0 and title.x1 <= frame.x1, ax.get_title()
+
+
 @pytest.mark.parametrize("images, box, message", [
     ({}, (0, 0, 4, 4), "at least one"),
     ({"a": image(0), "b": image(1, (41, 60, 3))}, (0, 0, 4, 4), "one size"),
