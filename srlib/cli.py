@@ -104,6 +104,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                  "recipe", "lr", "degrade", "val") if getattr(args, name) is not None}
     if args.rescale:
         settings["rescale"] = tuple(args.rescale)
+    if args.mix_scales:
+        settings["mix_scales"] = tuple(args.mix_scales)
     config = training.TrainConfig(model=args.model, scale=args.scale, options=dict(args.option),
                                   data=args.data, **settings)
     out = Path(args.out)
@@ -248,6 +250,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="how LR patches are made: bicubic (MATLAB imresize, the default) or a kernel")
     train.add_argument("--rescale", type=float, nargs="+", metavar="F",
                        help="also train on every image shrunk by these factors, e.g. 0.9 0.8 0.7 0.6 (FSRCNN)")
+    train.add_argument("--mix-scales", type=_positive, nargs="+", metavar="S",
+                       help="one network on these scales' patches mixed, e.g. 2 3 4 (VDSR; --patch-size in HR pixels)")
     train.add_argument("--val", metavar="NAME_OR_DIR", help="validation images, scored every epoch")
     train.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE",
                        help="a network option, e.g. depth=3 or f=(64,32); repeat for more")

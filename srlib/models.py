@@ -301,8 +301,8 @@ class VDSR(SRNetwork):
     Parameters: 9·64 + 18·9·64² + 9·64 = 664,704 for depth 20, width 64, the paper's count.
     MACs per output pixel: the same 664,704 (every layer at HR size), whatever the scale.
     Zero padding keeps every layer at HR size, as the paper does. He (Kaiming normal)
-    weights, zero biases. The convolutions live in ``body``, which maps an interpolated
-    image to its residual, so a multi-scale batch can be fed through ``body`` directly.
+    weights, zero biases. ``refine`` runs the network on an image already interpolated to HR
+    size, whatever its scale: the paper trains one network on ×2, ×3 and ×4 patches mixed.
     """
 
     name = "vdsr"
@@ -325,7 +325,10 @@ class VDSR(SRNetwork):
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
         self.check_input(lr)
-        upscaled = _interpolate(lr, self.scale, "bicubic")
+        return self.refine(_interpolate(lr, self.scale, "bicubic"))
+
+    def refine(self, upscaled: torch.Tensor) -> torch.Tensor:
+        """The bicubic-upscaled luma ``upscaled`` plus the residual the network predicts."""
         return upscaled + self.body(upscaled)
 
 

@@ -132,7 +132,8 @@ def estimated_iterations(config: training.TrainConfig) -> int:
     if config.data not in TRAINING_IMAGES:
         raise ValueError(f"no image count for training set {config.data!r}; known: {', '.join(TRAINING_IMAGES)}")
     images = TRAINING_IMAGES[config.data]
-    per_epoch = math.ceil(images * (1 + len(config.rescale)) * config.patches_per_image / config.batch_size)
+    pairs = images * (1 + len(config.rescale)) * max(1, len(config.mix_scales))
+    per_epoch = math.ceil(pairs * config.patches_per_image / config.batch_size)
     return min(n for n in (config.epochs and config.epochs * per_epoch, config.iterations) if n)
 
 
@@ -140,7 +141,7 @@ def training_macs(config: training.TrainConfig, iterations: int) -> float:
     """Convolution multiply-accumulates of ``iterations`` training steps: three times the
     forward pass (forward, gradient of the input, gradient of the weights)."""
     network = models.build(config.model, config.scale, **config.options)
-    hr_pixels = (config.patch_size * config.scale) ** 2
+    hr_pixels = config.hr_patch ** 2
     return 3 * models.macs_per_pixel(network, (16, 16)) * hr_pixels * config.batch_size * iterations
 
 

@@ -94,6 +94,13 @@ def luma_pair(image: np.ndarray, scale: int, kernel: str = "bicubic") -> tuple[n
     return degrade(hr, scale, kernel).astype(np.float32), hr.astype(np.float32)
 
 
+def interpolated_pair(image: np.ndarray, scale: int, kernel: str = "bicubic") -> tuple[np.ndarray, np.ndarray]:
+    """(input, HR) float32 luma for a network that refines an interpolated image (VDSR): the
+    LR of ``luma_pair`` upscaled back to HR size with the bicubic kernel VDSR itself uses."""
+    lr, hr = luma_pair(image, scale, kernel)
+    return resample.resize(lr, scale, kernel="bicubic").astype(np.float32), hr
+
+
 def _dihedral(patch: np.ndarray, transform: int) -> np.ndarray:
     """One of the 8 symmetries of the square: a rotation by 90° x (t % 4), then a flip if t >= 4."""
     patch = np.rot90(patch, transform % 4)
@@ -110,25 +117,36 @@ class PatchDataset:
     by (seed, epoch). ``rescale`` adds FSRCNN's scale augmentation: every HR image also
     enters shrunk by each factor (MATLAB bicubic), e.g. (0.9, 0.8, 0.7, 0.6). Images
     smaller than one HR patch are left out.
+
+    ``mix`` = (2, 3, 4) gives VDSR's multi-scale training instead: every image enters once
+    per scale as an ``interpolated_pair``, so input and target are both at HR size,
+    ``patch_size`` counts HR pixels and one batch mixes the scales; ``scale`` is unused.
     """
 
     def __init__(self, images: Images, scale: int, patch_size: int, *, degrade: str = "bicubic",
-                 augment: bool = True, patches_per_image: int = 16, rescale: Sequence[float] = ()):
+                 augment: bool = True, patches_per_image: int = 16, rescale: Sequence[float] = (),
+                 mix: Sequence[int] = ()):
         if patch_size < 1 or patches_per_image < 1:
             raise ValueError(f"patch_size and patches_per_image must be positive, got {patch_size} and {patches_per_image}")
         if not all(0 < f < 1 for f in rescale):
             raise ValueError(f"rescale factors must lie between 0 and 1 (exclusive), got {tuple(rescale)}")
         images = list(images)
         images += [(f"{name}@{f:g}", resample.imresize(np.asarray(image), f)) for f in rescale for name, image in images]
-        self.scale, self.patch_size = int(scale), int(patch_size)
+        if not all(isinstance(s, int) and s >= 2 for s in mix):
+            raise ValueError(f"mix must list integer scales of at least 2, got {tuple(mix)}")
+        self.scale, self.patch_size, self.mix = int(scale), int(patch_size), tuple(mix)
         self.augment, self.patches_per_image = augment, int(patches_per_image)
         check_degrade(degrade)
-        hr_side = self.patch_size * self.scale
+        self.stride = 1 if self.mix else self.scale  # HR pixels per input pixel
+        hr_side = self.patch_size * self.stride
         big_enough = [image for _, image in images if min(np.asarray(image).shape[:2]) >= hr_side]
         if not big_enough:
             raise ValueError(f"no training image is at least {hr_side}x{hr_side} pixels "
                              f"(patch size {patch_size} x scale {scale}); use a smaller patch size")
-        self.pairs = [luma_pair(image, self.scale, degrade) for image in big_enough]
+        if self.mix:
+            self.pairs = [interpolated_pair(image, s, degrade) for s in self.mix for image in big_enough]
+        else:
+            self.pairs = [luma_pair(image, self.scale, degrade) for image in big_enough]
 
     def __len__(self) -> int:
         return len(self.pairs) * self.patches_per_image
@@ -149,7 +167,7 @@ class PatchDataset:
         return np.stack([image, y, x, transform], axis=1)[rng.permutation(len(image))]
 
     def _cut(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        p, s = self.patch_size, self.scale
+        p, s = self.patch_size, self.stride
         lrs, hrs = [], []
         for i, y, x, t in rows.tolist():
             lr, hr = self.pairs[i]
@@ -158,7 +176,8 @@ class PatchDataset:
         return torch.from_numpy(np.stack(lrs)[:, None].copy()), torch.from_numpy(np.stack(hrs)[:, None].copy())
 
     def batches(self, batch_size: int, seed: int, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """The epoch's (LR, HR) batches, (N, 1, p, p) and (N, 1, p*s, p*s) float32, from batch ``start`` on."""
+        """The epoch's (input, HR) batches, (N, 1, p, p) and (N, 1, p*s, p*s) float32 (s = 1
+        when mixing scales), from batch ``start`` on."""
         plan = self._plan(seed, epoch)
         for first in range(start * batch_size, len(plan), batch_size):
             yield self._cut(plan[first:first + batch_size])
@@ -204,7 +223,7 @@ def _constant(optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.Lamb
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
 
 
-def srcnn_recipe(model: nn.Module, lr: float | None = None):
+def srcnn_recipe(model: nn.Module, lr: float | None = None, patch_pixels: int | None = None):
     """SRCNN: 1e-4 for the first layers, 10x lower for the last, constant. The paper's plain
     SGD at these rates needs ~10^8 steps; Adam, as public reimplementations use, far fewer."""
     lr = lr or 1e-4
@@ -212,14 +231,14 @@ def srcnn_recipe(model: nn.Module, lr: float | None = None):
     return optimizer, _constant(optimizer), None
 
 
-def fsrcnn_recipe(model: nn.Module, lr: float | None = None):
+def fsrcnn_recipe(model: nn.Module, lr: float | None = None, patch_pixels: int | None = None):
     """FSRCNN: 1e-3 for the convolutions, 1e-4 for the deconvolution, constant (Adam)."""
     lr = lr or 1e-3
     optimizer = torch.optim.Adam(_split_last(model, lr, lr / 10))
     return optimizer, _constant(optimizer), None
 
 
-def espcn_recipe(model: nn.Module, lr: float | None = None):
+def espcn_recipe(model: nn.Module, lr: float | None = None, patch_pixels: int | None = None):
     """ESPCN: the last layer 10x slower; the paper lowers 0.01 to 0.0001 (a factor 100) as
     the loss flattens; here Adam from 1e-3, decaying 2% an epoch to 1/100 of the start."""
     lr = lr or 1e-3
@@ -227,14 +246,21 @@ def espcn_recipe(model: nn.Module, lr: float | None = None):
     return optimizer, _decay_to_floor(optimizer, 0.98, 0.01), None
 
 
-def vdsr_recipe(model: nn.Module, lr: float | None = None):
+def vdsr_recipe(model: nn.Module, lr: float | None = None, patch_pixels: int | None = None):
     """VDSR: SGD, momentum 0.9, weight decay 1e-4, lr 0.1 divided by 10 every 20 epochs, and
-    adjustable gradient clipping with theta = 0.01 (gradients kept within +-theta / lr)."""
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr or 0.1, momentum=0.9, weight_decay=1e-4)
+    adjustable gradient clipping with theta = 0.01 (each step moves a weight by at most theta).
+
+    The paper's loss is half the squared error summed over a patch; srlib's is the mean over
+    its pixels, whose gradients are ``patch_pixels / 2`` times smaller (``patch_pixels``: HR
+    pixels per patch, the paper's 41 x 41 by default). The learning rate is multiplied and the
+    weight decay divided by that factor, so the weights take the paper's steps; ``lr`` is in
+    the paper's units."""
+    factor = (patch_pixels or 41 * 41) / 2
+    optimizer = torch.optim.SGD(model.parameters(), lr=(lr or 0.1) * factor, momentum=0.9, weight_decay=1e-4 / factor)
     return optimizer, torch.optim.lr_scheduler.StepLR(optimizer, step_size=20, gamma=0.1), 0.01
 
 
-def spvdsr_recipe(model: nn.Module, lr: float | None = None):
+def spvdsr_recipe(model: nn.Module, lr: float | None = None, patch_pixels: int | None = None):
     """SP-VDSR: Adam from 1e-3, decaying progressively (0.5% an epoch) to a floor of 1e-4."""
     lr = lr or 1e-3
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
@@ -248,9 +274,10 @@ RECIPES: dict[str, Recipe] = {
     "vdsr": vdsr_recipe,
     "spvdsr": spvdsr_recipe,
 }
-"""name -> recipe(model, lr=None) -> (optimizer, per-epoch scheduler, theta of adjustable
-gradient clipping or None). ``lr`` replaces the first group's starting rate; other groups
-keep their ratio to it."""
+"""name -> recipe(model, lr=None, patch_pixels=None) -> (optimizer, per-epoch scheduler, theta
+of adjustable gradient clipping or None). ``lr`` replaces the first group's starting rate;
+other groups keep their ratio to it. ``patch_pixels`` (HR pixels in a training patch) matters
+to VDSR's SGD only: the Adam recipes' steps do not depend on the scale of the loss."""
 
 
 def clip_adjustable(optimizer: torch.optim.Optimizer, theta: float) -> None:
@@ -277,6 +304,7 @@ class TrainConfig:
     degrade: str = "bicubic"
     augment: bool = True
     rescale: tuple[float, ...] = ()
+    mix_scales: tuple[int, ...] = ()
     epochs: int | None = None
     iterations: int | None = None
     seconds: float | None = None
@@ -297,6 +325,10 @@ class TrainConfig:
             raise ValueError(f"unknown recipe {self.recipe!r}; choose from {', '.join(RECIPES)}")
         if isinstance(self.scale, bool) or not isinstance(self.scale, int) or self.scale < 2:
             raise ValueError(f"scale must be an integer of at least 2, got {self.scale!r}")
+        if self.mix_scales and not hasattr(models.MODELS[self.model], "refine"):
+            raise ValueError(f"mix_scales needs a network that refines an interpolated image (vdsr), not {self.model}")
+        if self.mix_scales and self.scale not in self.mix_scales:
+            raise ValueError(f"scale {self.scale} (the one validated) must be one of mix_scales {self.mix_scales}")
         for name in ("patch_size", "patches_per_image", "batch_size", "val_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -309,6 +341,11 @@ class TrainConfig:
         if self.lr is not None and not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
         check_degrade(self.degrade)
+
+    @property
+    def hr_patch(self) -> int:
+        """Side of a training patch in HR pixels (``patch_size`` is in input pixels)."""
+        return self.patch_size if self.mix_scales else self.patch_size * self.scale
 
 
 # Fields that may change when a run is resumed: none of them changes the weights.
@@ -512,12 +549,12 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
 
 
-def _step(model: nn.Module, optimizer: torch.optim.Optimizer, clip: float | None, autocast,
-          lr: torch.Tensor, hr: torch.Tensor) -> float:
+def _step(forward: Callable[[torch.Tensor], torch.Tensor], optimizer: torch.optim.Optimizer,
+          clip: float | None, autocast, lr: torch.Tensor, hr: torch.Tensor) -> float:
     """One MSE gradient step; returns the batch loss. A non-finite loss changes nothing."""
     optimizer.zero_grad(set_to_none=True)
     with autocast:
-        sr = model(lr)
+        sr = forward(lr)
     loss = F.mse_loss(sr.float(), hr)
     value = loss.item()
     if math.isfinite(value):
@@ -561,7 +598,7 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, *, train_images: Imag
         val_images = load_images(config.val)
     dataset = PatchDataset(train_images, config.scale, config.patch_size, degrade=config.degrade,
                            augment=config.augment, patches_per_image=config.patches_per_image,
-                           rescale=config.rescale)
+                           rescale=config.rescale, mix=config.mix_scales)
     val_pairs = validation_pairs(val_images, config.scale, config.degrade) if val_images else []
     cuda = device.type == "cuda"
     memory_format = torch.channels_last if cuda and config.channels_last else torch.preserve_format
@@ -577,7 +614,9 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, *, train_images: Imag
         _seed_everything(config.seed)
         model = start if start is not None else models.build(config.model, config.scale, **config.options)
         model = model.to(device, memory_format=memory_format)
-        optimizer, scheduler, clip = RECIPES[config.recipe or config.model](model, config.lr)
+        optimizer, scheduler, clip = RECIPES[config.recipe or config.model](
+            model, config.lr, config.hr_patch ** 2)
+        forward = model.refine if config.mix_scales else model  # mixed scales come interpolated
         state = _State()
         if (out / CHECKPOINT).exists():
             state = _restore(out / CHECKPOINT, config, model, optimizer, scheduler)
@@ -602,7 +641,7 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, *, train_images: Imag
             while not finished:
                 losses, lr_used = [], optimizer.param_groups[0]["lr"]
                 for lr, hr in dataset.batches(config.batch_size, config.seed, state.epoch, state.step):
-                    value = _step(model, optimizer, clip, autocast, lr.to(device, memory_format=memory_format),
+                    value = _step(forward, optimizer, clip, autocast, lr.to(device, memory_format=memory_format),
                                   hr.to(device, memory_format=memory_format))
                     if not math.isfinite(value):
                         kept = (f"the last good checkpoint ({saved_at}) is kept in {out / CHECKPOINT}"

@@ -278,6 +278,20 @@ def test_train_writes_weights_with_metadata_that_eval_scores(capsys, folder, tmp
     assert inference.load_weights(run / "weights.pt").metadata["epochs"] == 2
 
 
+def test_train_mixes_scales_for_vdsr_and_refuses_them_for_other_networks(capsys, folder, tmp_path):
+    vdsr = ["train", "--model", "vdsr", "--scale", "3", "--data", str(folder), "--out", str(tmp_path / "vdsr"),
+            "--batch-size", "8", "--patch-size", "12", "--option", "depth=3", "--option", "width=4", "--quiet",
+            "--iterations", "2", "--mix-scales", "2", "3", "4"]
+    status, _, err = _in_process(capsys, *vdsr)
+    assert status == 0, err
+    assert inference.load_weights(tmp_path / "vdsr" / "weights.pt", model="vdsr", scale=3).scale == 3
+    config = json.loads((tmp_path / "vdsr" / "history.json").read_text())["config"]
+    assert config["mix_scales"] == [2, 3, 4]
+    status, out, err = _in_process(capsys, *_train_arguments(folder, tmp_path / "sp", "--epochs", "1",
+                                                             "--mix-scales", "2", "3"))
+    assert (status, out) == (2, "") and len(err.splitlines()) == 1 and "mix_scales" in err
+
+
 def test_a_diverging_run_exits_2_with_one_line(capsys, folder, tmp_path):
     status, out, err = _in_process(capsys, *_train_arguments(folder, tmp_path / "run", "--iterations", "5",
                                                              "--lr", "1e30"))

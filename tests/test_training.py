@@ -125,17 +125,37 @@ def test_vdsr_recipe_steps_lr_down_tenfold_every_20_epochs_and_clips_gradients_t
     optimizer, scheduler, theta = training.RECIPES["vdsr"](model)
     group = optimizer.param_groups[0]
     assert isinstance(optimizer, torch.optim.SGD)
-    assert (group["lr"], group["momentum"], group["weight_decay"], theta) == (0.1, 0.9, 1e-4, 0.01)
+    half_patch = 41 * 41 / 2  # the paper's patches, by default
+    assert (group["lr"], group["momentum"], group["weight_decay"], theta) == pytest.approx(
+        (0.1 * half_patch, 0.9, 1e-4 / half_patch, 0.01))
     rates = []
     for _ in range(45):
         rates.append(optimizer.param_groups[0]["lr"])
         optimizer.step()  # no gradients: only keeps the scheduler's order check quiet
         scheduler.step()
-    assert rates[19] == pytest.approx(0.1) and rates[20] == pytest.approx(0.01) and rates[40] == pytest.approx(0.001)
+    assert rates[19] == pytest.approx(0.1 * half_patch) and rates[20] == pytest.approx(0.01 * half_patch)
+    assert rates[40] == pytest.approx(0.001 * half_patch)
     for p in model.parameters():
         p.grad = torch.full_like(p, 100.0)
     training.clip_adjustable(optimizer, theta)
     assert max(p.grad.abs().max().item() for p in model.parameters()) == pytest.approx(theta / rates[-1])
+
+
+def test_vdsr_recipe_on_the_mean_loss_takes_the_papers_steps_on_its_half_summed_loss():
+    torch.manual_seed(0)
+    ours, paper = models.build("vdsr", 2, depth=3, width=4), models.build("vdsr", 2, depth=3, width=4)
+    paper.load_state_dict(ours.state_dict())
+    lr, hr = torch.rand(4, 1, 6, 6), torch.rand(4, 1, 12, 12)
+    sgd, _, _ = training.RECIPES["vdsr"](ours, None, 12 * 12)
+    reference = torch.optim.SGD(paper.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)  # the paper, verbatim
+    for _ in range(3):
+        for model, optimizer, loss in ((ours, sgd, torch.nn.functional.mse_loss(ours(lr), hr)),
+                                       (paper, reference, 0.5 * ((paper(lr) - hr) ** 2).sum((1, 2, 3)).mean())):
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    for a, b in zip(ours.parameters(), paper.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 
 def test_spvdsr_recipe_is_adam_decaying_progressively_to_a_floor_of_1e_4():
@@ -157,7 +177,9 @@ def test_spvdsr_recipe_is_adam_decaying_progressively_to_a_floor_of_1e_4():
     ({}, "give a budget"), ({"epochs": 0}, "epochs must be positive"),
     ({"epochs": 1, "model": "srgan"}, "unknown model"), ({"epochs": 1, "recipe": "sgd"}, "unknown recipe"),
     ({"epochs": 1, "scale": 1}, "scale must be"), ({"epochs": 1, "batch_size": 0}, "batch_size"),
-    ({"epochs": 1, "degrade": "blur"}, "unknown degradation")])
+    ({"epochs": 1, "degrade": "blur"}, "unknown degradation"),
+    ({"epochs": 1, "mix_scales": (2, 3)}, "refines an interpolated image"),
+    ({"epochs": 1, "model": "vdsr", "options": {"depth": 2, "width": 2}, "mix_scales": (3, 4)}, "one of mix_scales")])
 def test_bad_configurations_are_refused_with_one_line(changes, message, tmp_path, images):
     with pytest.raises(ValueError, match=message):
         training.train(config(**changes), tmp_path, train_images=images, progress=False)
@@ -336,6 +358,43 @@ def test_rescale_adds_shrunk_copies_of_every_image():
     assert [hr.shape for _, hr in rescaled.pairs[2:4]] == [(60, 72), (48, 48)]  # 0.75x, modcropped to even
     with pytest.raises(ValueError, match="between 0 and 1"):
         training.PatchDataset(images, 2, 8, rescale=(1.2,))
+
+
+def test_mixed_scales_pair_every_image_with_its_bicubic_interpolation_at_each_scale():
+    rng = np.random.default_rng(0)
+    images = [("a", rng.integers(0, 256, (80, 96, 3), dtype=np.uint8)), ("b", rng.integers(0, 256, (64, 66), dtype=np.uint8))]
+    mixed = training.PatchDataset(images, 2, 12, mix=(2, 3, 4))
+    assert len(mixed.pairs) == 3 * len(images)
+    for k, (scale, (_, image)) in enumerate((s, im) for s in (2, 3, 4) for im in images):
+        lr, hr = training.luma_pair(image, scale)
+        upscaled, target = mixed.pairs[k]
+        np.testing.assert_array_equal(target, hr)
+        np.testing.assert_allclose(upscaled, resample.resize(lr, scale, kernel="bicubic"), atol=1e-6)
+    inputs, targets = mixed.draw(seed=0)
+    assert inputs.shape == targets.shape == (3 * 2 * 16, 1, 12, 12)  # HR-size patches, every scale in one draw
+    with pytest.raises(ValueError, match="integer scales"):
+        training.PatchDataset(images, 2, 12, mix=(1, 2))
+
+
+def test_vdsr_refines_the_interpolation_it_makes_itself():
+    model = models.build("vdsr", 3, depth=3, width=4)
+    lr = torch.rand(2, 1, 9, 10)
+    upscaled = resample.resize(lr, 3, kernel="bicubic")
+    with torch.no_grad():
+        torch.testing.assert_close(model.refine(upscaled), model(lr))
+
+
+def test_one_vdsr_trained_on_mixed_scales_improves_at_every_scale(images, tmp_path):
+    mixed = config(model="vdsr", options={"depth": 4, "width": 8}, recipe="spvdsr", patch_size=12,
+                   mix_scales=(2, 3, 4), iterations=40)
+    torch.manual_seed(0)  # train() seeds the same way before building the network
+    untrained = models.build("vdsr", 2, depth=4, width=8)
+    trained = training.train(mixed, tmp_path, train_images=images, progress=False).model
+    for scale in (2, 3, 4):
+        upscaled, hr = training.PatchDataset(images, scale, 12, mix=(scale,)).draw(seed=7)
+        with torch.no_grad():
+            before, after = (torch.nn.functional.mse_loss(m.refine(upscaled), hr).item() for m in (untrained, trained))
+        assert after < 0.7 * before, scale
 
 
 def test_an_initial_network_is_trained_as_a_copy_and_its_frozen_layers_stay_put(images, tmp_path):
