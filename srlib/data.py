@@ -10,7 +10,6 @@ import hashlib
 import http.client
 import json
 import os
-import secrets
 import urllib.request
 from contextlib import suppress
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from . import resample
-from .imageio import ImageError, read_image
+from .imageio import ImageError, atomic_write, read_image
 
 ENV_VAR = "SRLIB_DATA"
 DEFAULT_ROOT = Path("~/.cache/srlib/data")
@@ -175,32 +174,28 @@ def _is_intact(path: Path, entry: DataFile) -> bool:
 
 def _fetch(url: str, target: Path, entry: DataFile) -> None:
     """Stream ``url`` into a temporary file beside ``target``, verify it, then move it in."""
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
-    digest = hashlib.sha256()
-    size = 0
-    try:
-        with open(tmp, "xb") as out:
-            try:
-                with urllib.request.urlopen(url, timeout=60) as response:
-                    while chunk := response.read(1 << 16):
-                        size += len(chunk)
-                        if size > entry.size:
-                            raise DownloadError(f"{url}: longer than the expected {entry.size} bytes; refused")
-                        digest.update(chunk)
-                        out.write(chunk)
-            except (OSError, http.client.HTTPException) as exc:
-                if isinstance(exc, DownloadError):
-                    raise
-                raise DownloadError(f"{url}: download failed ({str(exc) or type(exc).__name__})") from exc
+
+    def stream(out) -> None:
+        digest, size = hashlib.sha256(), 0
+        try:
+            with urllib.request.urlopen(url, timeout=60) as response:
+                while chunk := response.read(1 << 16):
+                    size += len(chunk)
+                    if size > entry.size:
+                        raise DownloadError(f"{url}: longer than the expected {entry.size} bytes; refused")
+                    digest.update(chunk)
+                    out.write(chunk)
+        except (OSError, http.client.HTTPException) as exc:
+            if isinstance(exc, DownloadError):
+                raise
+            raise DownloadError(f"{url}: download failed ({str(exc) or type(exc).__name__})") from exc
         if size != entry.size:
             raise DownloadError(f"{url}: got {size} of {entry.size} bytes (truncated); refused")
         if digest.hexdigest() != entry.sha256:
             raise DownloadError(f"{url}: sha256 {digest.hexdigest()[:16]}... differs from the "
                                 f"registered {entry.sha256[:16]}... (corrupted); refused")
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+
+    atomic_write(target, stream)
 
 
 def modcrop(image: np.ndarray, scale: int) -> np.ndarray:

@@ -10,6 +10,7 @@ import os
 import secrets
 import warnings
 from pathlib import Path
+from typing import BinaryIO, Callable
 
 import numpy as np
 from PIL import Image
@@ -103,13 +104,27 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
     image_format = Image.registered_extensions().get(path.suffix.lower())
     if image_format is None:
         raise ValueError(f"{path}: unknown image suffix {path.suffix!r} (use .png, .bmp, .jpg, ...)")
+
+    def save(f: BinaryIO) -> None:
+        try:
+            Image.fromarray(image).save(f, format=image_format)
+        except (OSError, ValueError, KeyError) as exc:
+            raise ImageError(f"{path}: cannot write {image_format} image ({_first_line(exc)})") from exc
+
+    atomic_write(path, save)
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> None:
+    """Write through ``write(file)`` into a hidden temporary beside ``path``, then rename it
+    in: readers see the old file or the new one, never part of one, and an error (or a kill)
+    leaves ``path`` untouched. Used for every file srlib writes."""
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         with open(tmp, "xb") as f:
-            try:
-                Image.fromarray(image).save(f, format=image_format)
-            except (OSError, ValueError, KeyError) as exc:
-                raise ImageError(f"{path}: cannot write {image_format} image ({_first_line(exc)})") from exc
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

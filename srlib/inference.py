@@ -31,7 +31,8 @@ from torch import nn
 
 from . import __version__, metrics, models
 from .color import rgb_to_y, rgb_to_ycbcr, round_half_away, upscale_rgb
-from .training import atomic_write, default_device
+from .imageio import atomic_write
+from .training import default_device
 
 PRETRAINED_DIR = Path(__file__).with_name("pretrained")
 MANIFEST = PRETRAINED_DIR / "manifest.json"

@@ -22,7 +22,6 @@ import hashlib
 import json
 import math
 import os
-import secrets
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Sequence
@@ -32,6 +31,7 @@ import torch
 from torch import nn
 
 from . import data, inference, models, results, training
+from .imageio import atomic_write
 
 SCALES = (2, 3, 4)
 LEADERBOARD_DIR = results.RESULTS_DIR / "leaderboard"
@@ -237,13 +237,7 @@ def _relative(path: Path) -> str:
 
 def _write_json(path: Path, payload: dict) -> None:
     """Replace ``path`` by ``payload`` as indented JSON in one step (temporary file + rename)."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        tmp.write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: f.write((json.dumps(payload, indent=1, ensure_ascii=False) + "\n").encode()))
 
 
 def register(entry: dict, manifest: str | os.PathLike) -> None:

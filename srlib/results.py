@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from . import __version__
+from .imageio import atomic_write
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "results"
@@ -111,9 +112,7 @@ def record(name: str, profile: str, *, claims: dict[str, dict], data: dict | Non
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"name": name, "provenance": provenance(profile, parameters, wall_time),
                "claims": claims, "data": data or {}}
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: f.write((json.dumps(payload, indent=2, ensure_ascii=False) + "\n").encode()))
     return path
 
 

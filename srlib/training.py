@@ -18,7 +18,6 @@ import math
 import os
 import platform
 import random
-import secrets
 import subprocess
 import time
 from contextlib import contextmanager, nullcontext
@@ -33,6 +32,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import __version__, color, data, metrics, models, resample, samples
+from .imageio import atomic_write
 
 CHECKPOINT = "checkpoint.pt"
 HISTORY = "history.json"
@@ -438,20 +438,6 @@ def _finite_or_none(value):
     if isinstance(value, (list, tuple)):
         return [_finite_or_none(v) for v in value]
     return value
-
-
-def atomic_write(path: Path, write: Callable) -> None:
-    """Write through ``write(file)`` into a hidden temporary beside ``path``, then rename it in."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _rng_states() -> dict:
