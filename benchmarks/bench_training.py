@@ -1,11 +1,16 @@
-"""Epoch time of SP-VDSR (5 layers x 8 filters) against a VDSR of the same depth and width.
+"""Epoch time of SP-VDSR (5 layers x 8 filters) against VDSRs of the same width.
 
 The article's claim C8: 1 s per epoch for SP-VDSR against 3 s for VDSR on the same data.
-Both networks train here through srlib.training on the same 32 generated line-art drawings,
-the same patches (24x24 LR, x2) and batch 32, on the default device. The two runs take
-turns one epoch at a time (each call resumes its run), so a change in the machine's load
-hits both alike; an epoch's time is the fastest of its run's epochs. Prints both times and
-their ratio side by side, and the ratio of their convolution work; asserts nothing.
+The networks train here through srlib.training on the same 32 generated line-art drawings,
+the same patches (24x24 LR, x2) and batch 32, on the default device. The runs take turns
+one epoch at a time (each call resumes its run), so a change in the machine's load hits all
+alike; an epoch's time is the fastest of its run's epochs. Prints the times and each VDSR's
+ratio to SP-VDSR beside the ratio of their convolution work; asserts nothing.
+
+Two VDSRs: one of SP-VDSR's depth (5 convolutions) and one with as many convolutions as
+SP-VDSR has in all (5 + the sub-pixel one). The work ratio is a floor for the time ratio
+(backward passes cost about twice the forward in both networks), so issue 4's target of
+1/4 lies below what the architecture allows against either (0.36 and 0.27 at x2).
 """
 import tempfile
 
@@ -16,7 +21,8 @@ from srlib import models, samples, training
 ROUNDS = 5
 COMMON = dict(scale=2, patch_size=24, patches_per_image=16, batch_size=32, seed=0)
 NETWORKS = [("SP-VDSR 5x8", "spvdsr", {"depth": 5, "width": 8}),
-            ("VDSR 5x8", "vdsr", {"depth": 5, "width": 8})]
+            ("VDSR 5x8", "vdsr", {"depth": 5, "width": 8}),
+            ("VDSR 6x8", "vdsr", {"depth": 6, "width": 8})]
 
 
 def main() -> None:
@@ -29,15 +35,16 @@ def main() -> None:
         for epochs in range(1, ROUNDS + 1):
             for label, model, options in NETWORKS:
                 config = training.TrainConfig(model=model, options=options, epochs=epochs, **COMMON)
-                histories[label] = training.train(config, f"{tmp}/{model}", train_images=images,
-                                                  progress=False).history
+                histories[label] = training.train(config, f"{tmp}/{label.replace(' ', '-')}",
+                                                  train_images=images, progress=False).history
     times = {label: min(b["wall_time"] - a["wall_time"] for a, b in zip([{"wall_time": 0.0}, *h], h))
              for label, h in histories.items()}
     work = {label: models.macs_per_pixel(models.build(model, 2, **options)) for label, model, options in NETWORKS}
-    (fast, t_fast), (slow, t_slow) = times.items()
-    print(f"{fast}: {t_fast:.3f} s/epoch | {slow}: {t_slow:.3f} s/epoch | ratio {t_fast / t_slow:.2f} "
-          f"(article: 1 s vs 3 s = 0.33; convolution MACs per output pixel {work[fast]:.0f} vs "
-          f"{work[slow]:.0f} = {work[fast] / work[slow]:.2f})")
+    (fast, t_fast), *others = times.items()
+    print(f"{fast}: {t_fast:.3f} s/epoch, {work[fast]:.0f} convolution MACs per output pixel")
+    for slow, t_slow in others:
+        print(f"{slow}: {t_slow:.3f} s/epoch, {work[slow]:.0f} MACs/px | time ratio {t_fast / t_slow:.2f}, "
+              f"work ratio {work[fast] / work[slow]:.2f} (article: 1 s vs 3 s = 0.33; target <= 0.25)")
 
 
 if __name__ == "__main__":

@@ -115,6 +115,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 "epochs": last.get("epoch"), "iterations": last.get("iteration"),
                 "recipe": config.recipe or config.model, "seed": config.seed,
                 "history": training.HISTORY, "provenance": result.provenance}
+    if config.mix_scales:
+        metadata["scales"] = sorted(config.mix_scales)
     inference.save_weights(out / "weights.pt", result.model, metadata=metadata)
     score = f", validation PSNR {result.val_psnr:.2f} dB" if result.val_psnr is not None else ""
     print(f"{out / 'weights.pt'}: {config.model} x{config.scale} after {metadata['iterations']} "

@@ -109,16 +109,18 @@ def load_weights(path: str | os.PathLike, *, model: str | None = None, scale: in
     """Rebuild the network stored in a weights file, on the CPU in eval mode.
 
     ``model`` and ``scale``, when given, are what the caller expects: weights for another
-    network or scale raise ``WeightsError``. The file's metadata is on ``.metadata``.
+    network or scale raise ``WeightsError``. Weights trained on mixed scales (VDSR) list them
+    as ``metadata["scales"]`` and serve each. The file's metadata is on ``.metadata``.
     """
     path = Path(path)
     payload = _read_payload(path)
-    found = f"{payload['model']} x{payload['scale']}"
-    if (model is not None and payload["model"] != model) or (scale is not None and payload["scale"] != scale):
+    served = payload["metadata"].get("scales") or [payload["scale"]]
+    found = f"{payload['model']} x{'/'.join(map(str, served))}"
+    if (model is not None and payload["model"] != model) or (scale is not None and scale not in served):
         wanted = f"{model or payload['model']} x{scale or payload['scale']}"
         raise WeightsError(f"{path}: holds weights for {found}, not for {wanted}")
     try:
-        network = models.build(payload["model"], payload["scale"], **payload["options"])
+        network = models.build(payload["model"], scale or payload["scale"], **payload["options"])
     except (ValueError, TypeError) as exc:
         raise WeightsError(f"{path}: cannot rebuild {found} ({exc})") from None
     try:

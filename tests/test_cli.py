@@ -284,7 +284,10 @@ def test_train_mixes_scales_for_vdsr_and_refuses_them_for_other_networks(capsys,
             "--iterations", "2", "--mix-scales", "2", "3", "4"]
     status, _, err = _in_process(capsys, *vdsr)
     assert status == 0, err
-    assert inference.load_weights(tmp_path / "vdsr" / "weights.pt", model="vdsr", scale=3).scale == 3
+    for scale in (2, 3, 4):  # one network serves every scale it was trained on
+        assert inference.load_weights(tmp_path / "vdsr" / "weights.pt", model="vdsr", scale=scale).scale == scale
+    with pytest.raises(inference.WeightsError, match="vdsr x2/3/4, not for vdsr x5"):
+        inference.load_weights(tmp_path / "vdsr" / "weights.pt", scale=5)
     config = json.loads((tmp_path / "vdsr" / "history.json").read_text())["config"]
     assert config["mix_scales"] == [2, 3, 4]
     status, out, err = _in_process(capsys, *_train_arguments(folder, tmp_path / "sp", "--epochs", "1",
