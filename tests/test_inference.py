@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from srlib import inference, metrics, models
+from srlib import data, inference, metrics, models
 from srlib.color import rgb_to_ycbcr, round_half_away
 from srlib.data import make_pair
 from srlib.inference import PretrainedNotFound, WeightsError
@@ -277,6 +277,17 @@ def test_the_shipped_manifest_documents_every_field_and_parses():
     assert set(manifest["schema"]) == set(inference.Pretrained.__dataclass_fields__)
     assert all(entry.file and (inference.PRETRAINED_DIR / entry.file).is_file()
                for entry in inference.pretrained_models())
+
+
+def test_every_shipped_weights_file_scores_its_listed_set5_psnr():
+    try:
+        set5 = data.load_set("Set5")
+    except data.DatasetNotFound as exc:
+        pytest.skip(str(exc))
+    for entry in inference.pretrained_models():
+        network = inference.load_pretrained(entry.name, entry.scale)
+        scores = [inference.protocol_scores(network, *make_pair(image, entry.scale))["psnr"] for _, image in set5]
+        assert round(float(np.mean(scores)), 2) == entry.psnr_set5, entry.name
 
 
 def test_no_pretrained_weights_says_how_to_train_them(tmp_path):
