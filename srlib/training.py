@@ -1,7 +1,9 @@
 """Training the SR networks: luma patches, the papers' recipes, and a loop that can be resumed.
 
-The same code runs on a 2-core CPU and on a GPU (CUDA > MPS > CPU; bfloat16 autocast and
-channels-last memory are options that only apply on CUDA). A run lives in one folder: it
+The same code runs on a 2-core CPU and on a GPU (CUDA > MPS > CPU). Two options trade
+exactness for speed: bfloat16 autocast (CUDA only) and channels-last memory (any device; on
+a CPU it trains SP-VDSR and VDSR 1.2-1.5x faster, benchmarks/bench_training.py, with other
+rounding than the default layout). A run lives in one folder: it
 writes ``checkpoint.pt`` atomically every few epochs and ``history.json`` (the learning
 curve with provenance); calling ``train`` again on that folder resumes where it stopped.
 
@@ -587,7 +589,7 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, *, train_images: Imag
                            rescale=config.rescale, mix=config.mix_scales)
     val_pairs = validation_pairs(val_images, config.scale, config.degrade) if val_images else []
     cuda = device.type == "cuda"
-    memory_format = torch.channels_last if cuda and config.channels_last else torch.preserve_format
+    memory_format = torch.channels_last if config.channels_last else torch.preserve_format
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda and config.bf16 else nullcontext()
     info = provenance(device)
     if start is not None:

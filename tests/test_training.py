@@ -342,11 +342,20 @@ def test_a_huge_learning_rate_diverges_before_any_checkpoint(images, tmp_path):
     assert not (tmp_path / "checkpoint.pt").exists()
 
 
-def test_bf16_and_channels_last_apply_only_on_cuda(images, tmp_path):
+def test_bf16_applies_only_on_cuda(images, tmp_path):
     plain = training.train(config(epochs=2), tmp_path / "plain", train_images=images, progress=False)
-    flagged = training.train(config(epochs=2, bf16=True, channels_last=True, device="cpu"), tmp_path / "flags",
+    flagged = training.train(config(epochs=2, bf16=True, device="cpu"), tmp_path / "flags",
                              train_images=images, progress=False)
     assert_bit_identical(weights(plain.model), weights(flagged.model))
+
+
+def test_channels_last_on_a_cpu_is_reproducible_and_learns_the_same_network(images, tmp_path):
+    plain = training.train(config(epochs=2), tmp_path / "plain", train_images=images, progress=False)
+    runs = [training.train(config(epochs=2, channels_last=True, device="cpu"), tmp_path / f"last{i}",
+                           train_images=images, progress=False) for i in range(2)]
+    assert_bit_identical(weights(runs[0].model), weights(runs[1].model))
+    for key, value in weights(plain.model).items():
+        np.testing.assert_allclose(weights(runs[0].model)[key], value, rtol=1e-3, atol=1e-5)
 
 
 def test_rescale_adds_shrunk_copies_of_every_image():
