@@ -100,6 +100,7 @@ def test_a_tiny_run_writes_results_loadable_weights_and_a_manifest_entry(tmp_pat
     pretrained = tmp_path / "pretrained"
     pretrained.mkdir()
     shutil.copy(inference.MANIFEST, pretrained / "manifest.json")
+    shipped = [e.name for e in inference.pretrained_models(pretrained / "manifest.json")]
     reproduce.register(entry("spvdsr-x2-lineart"), pretrained / "manifest.json")  # another helper's entry
     path = reproduce.run("spvdsr-x2", tmp_path / "runs", results_dir=tmp_path / "results",
                          pretrained_dir=pretrained, overrides=TINY, train_images=drawings[:2],
@@ -114,8 +115,8 @@ def test_a_tiny_run_writes_results_loadable_weights_and_a_manifest_entry(tmp_pat
     assert record["throughput"]["input_frame"] == [24, 32] and record["throughput"]["cpu"]["fps"] > 0
 
     manifest = json.loads((pretrained / "manifest.json").read_text())
-    assert [e["name"] for e in manifest["entries"]] == ["spvdsr-x2-lineart", "spvdsr-x2"]
-    assert manifest["entries"][0] == entry("spvdsr-x2-lineart")
+    assert "spvdsr-x2" not in shipped and [e["name"] for e in manifest["entries"]] == [*shipped, "spvdsr-x2"]
+    assert manifest["entries"][shipped.index("spvdsr-x2-lineart")] == entry("spvdsr-x2-lineart")  # replaced in place
     network = inference.load_pretrained("spvdsr-x2", 2, pretrained / "manifest.json")  # checks sha256 and options
     assert network.metadata["psnr_set5"] == record["scores"]["Set5"]["psnr"]
     again = inference.load_weights(pretrained / "spvdsr-x2.pt", model="spvdsr", scale=2)
