@@ -278,10 +278,10 @@ def test_train_writes_weights_with_metadata_that_eval_scores(capsys, folder, tmp
     assert inference.load_weights(run / "weights.pt").metadata["epochs"] == 2
 
 
-def test_train_mixes_scales_for_vdsr_and_refuses_them_for_other_networks(capsys, folder, tmp_path):
+def test_train_mixes_scales_for_vdsr_in_channels_last_and_refuses_mixing_for_other_networks(capsys, folder, tmp_path):
     vdsr = ["train", "--model", "vdsr", "--scale", "3", "--data", str(folder), "--out", str(tmp_path / "vdsr"),
             "--batch-size", "8", "--patch-size", "12", "--option", "depth=3", "--option", "width=4", "--quiet",
-            "--iterations", "2", "--mix-scales", "2", "3", "4"]
+            "--iterations", "2", "--mix-scales", "2", "3", "4", "--channels-last"]
     status, _, err = _in_process(capsys, *vdsr)
     assert status == 0, err
     for scale in (2, 3, 4):  # one network serves every scale it was trained on
@@ -289,7 +289,7 @@ def test_train_mixes_scales_for_vdsr_and_refuses_them_for_other_networks(capsys,
     with pytest.raises(inference.WeightsError, match="vdsr x2/3/4, not for vdsr x5"):
         inference.load_weights(tmp_path / "vdsr" / "weights.pt", scale=5)
     config = json.loads((tmp_path / "vdsr" / "history.json").read_text())["config"]
-    assert config["mix_scales"] == [2, 3, 4]
+    assert config["mix_scales"] == [2, 3, 4] and config["channels_last"]
     status, out, err = _in_process(capsys, *_train_arguments(folder, tmp_path / "sp", "--epochs", "1",
                                                              "--mix-scales", "2", "3"))
     assert (status, out) == (2, "") and len(err.splitlines()) == 1 and "mix_scales" in err
