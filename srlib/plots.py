@@ -45,11 +45,13 @@ def save_figure(fig: plt.Figure, name: str) -> None:
 
 
 def glue_figure(name: str, fig: plt.Figure) -> None:
-    """Save ``fig`` (see save_figure) and glue it for a ``{glue:figure}`` caption in the book.
+    """Glue ``fig`` for a ``{glue:figure}`` caption in the book, then save it (see save_figure).
 
     Outside Jupyter Book (e.g. on Colab without myst-nb) the figure is simply displayed.
+    The glued image is rendered before any saving because a layout engine may place things
+    differently on a figure's second drawing: so the notebook output is the same whether or
+    not $SRLIB_FIGURE_DIR is set (``make book`` leaves it unset, ``make test`` sets it).
     """
-    save_figure(fig, name)
     try:
         from myst_nb import glue
     except ImportError:
@@ -57,6 +59,7 @@ def glue_figure(name: str, fig: plt.Figure) -> None:
         display(fig)
     else:
         glue(name, fig, display=False)
+    save_figure(fig, name)
     plt.close(fig)
 
 
