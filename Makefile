@@ -9,10 +9,16 @@ BIN     := $(VENV)/bin
 PROFILE ?= quick
 CHAPTERS := $(sort $(wildcard book/*.ipynb))
 STAMP   := $(VENV)/.installed
+# Chapters and tests run with the CPU arithmetic pinned (srlib/portable.py), so their outputs
+# are the same on every x86-64 machine with AVX2.
+PINNED  := $(BIN)/python -m srlib.portable
+# The benchmark and training sets the chapters use; `make book` fetches them (checksummed) into
+# the default data folder when SRLIB_DATA is unset and they are missing, and goes on without them.
+BOOK_DATA := Set5 Set14 BSD100 T91 BSD200
 
 export PYTHONHASHSEED := 0
 
-.PHONY: install book execute html test baselines bench lock clean
+.PHONY: install book data execute html test baselines bench lock clean
 
 install: $(STAMP)
 
@@ -28,7 +34,7 @@ execute: export SRLIB_RESULTS_DIR := $(CURDIR)/results
 execute: $(STAMP)
 	@mkdir -p _build/figures
 	for nb in $(CHAPTERS); do \
-	    $(BIN)/papermill --cwd book --log-level WARNING $$nb $$nb \
+	    $(PINNED) $(BIN)/papermill --cwd book --log-level WARNING $$nb $$nb \
 	        $(if $(filter-out quick,$(PROFILE)),-p profile $(PROFILE)) || exit 1; \
 	done
 
@@ -36,10 +42,18 @@ html: $(STAMP)
 	$(BIN)/jupyter-book build . -W -n --keep-going
 	test -f _build/html/index.html
 
-book: execute html
+book: data execute html
+
+# Fetch the sets the chapters use unless SRLIB_DATA names a folder or there is no network:
+# without them every chapter still runs, on embedded images, and says what it skipped.
+data: $(STAMP)
+	@if [ -n "$${SRLIB_DATA:-}" ]; then echo "data: using SRLIB_DATA=$$SRLIB_DATA"; \
+	else for set in $(BOOK_DATA); do \
+	    $(BIN)/srlib download $$set || { echo "data: $$set not fetched; the chapters will go on without it"; break; }; \
+	done; fi
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(PINNED) $(BIN)/python -m pytest
 
 # Regenerate the reference figures that `make test` compares against; review the
 # images with `git diff --stat tests/baselines` before committing them.

@@ -14,6 +14,7 @@ import urllib.request
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -74,6 +75,20 @@ def _lookup(name: str) -> Dataset | None:
     """The registered set called ``name`` (case-insensitive), or None."""
     by_lower = {key.lower(): dataset for key, dataset in DATASETS.items()}
     return by_lower.get(name.lower())
+
+
+def missing(names: Sequence[str]) -> list[str]:
+    """The registered sets among ``names`` that ``data_root()`` lacks, or lacks files of
+    (present files are not re-hashed: a cheap check before deciding what to run)."""
+    absent = []
+    for name in names:
+        dataset = _lookup(name)
+        if dataset is None:
+            raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+        folder = data_root() / dataset.name
+        if not folder.is_dir() or not all((folder / f.name).is_file() for f in dataset.files):
+            absent.append(dataset.name)
+    return absent
 
 
 def load_set(name_or_dir: str | os.PathLike, *, min_size: int | None = None) -> list[tuple[str, np.ndarray]]:
