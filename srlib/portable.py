@@ -56,19 +56,20 @@ def pin() -> None:
         os.environ.setdefault(name, value)
     torch.set_num_threads(1)
     torch.backends.mkldnn.enabled = False
-    torch.backends.nnpack.enabled = False
+    torch.backends.nnpack.set_flags(False)
 
 
 @contextmanager
 def native_kernels() -> Iterator[None]:
     """oneDNN and NNPACK back on inside the block: for timing what a user's machine runs,
     never for numbers that are compared across machines."""
-    before = torch.backends.mkldnn.enabled, torch.backends.nnpack.enabled
-    torch.backends.mkldnn.enabled = torch.backends.nnpack.enabled = True
+    before = torch.backends.mkldnn.enabled, torch.backends.nnpack.set_flags(True)[0]
+    torch.backends.mkldnn.enabled = True
     try:
         yield
     finally:
-        torch.backends.mkldnn.enabled, torch.backends.nnpack.enabled = before
+        torch.backends.mkldnn.enabled = before[0]
+        torch.backends.nnpack.set_flags(before[1])
 
 
 def fingerprint(iterations: int = 4) -> dict[str, str]:

@@ -308,3 +308,15 @@ def test_bicubic_baseline_reproduces_the_published_psnr(name, scale):
         assert sr.shape == hr.shape
         scores.append(metrics.evaluate(sr, hr, scale)["psnr"])
     assert np.mean(scores) == pytest.approx(PUBLISHED_BICUBIC[name, scale], abs=0.02)
+
+
+def test_missing_lists_absent_and_incomplete_sets_by_their_registered_names(monkeypatch, tmp_path):
+    monkeypatch.setenv("SRLIB_DATA", str(tmp_path))
+    (tmp_path / "Set5").mkdir()
+    for entry in DATASETS["Set5"].files:
+        (tmp_path / "Set5" / entry.name).write_bytes(b"")
+    (tmp_path / "Set14").mkdir()
+    (tmp_path / "Set14" / DATASETS["Set14"].files[0].name).write_bytes(b"")
+    assert data.missing(["Set5", "set14", "T91"]) == ["Set14", "T91"]
+    with pytest.raises(ValueError, match="unknown dataset"):
+        data.missing(["Set6"])

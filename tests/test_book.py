@@ -1,0 +1,61 @@
+"""The book builds: every glue key a chapter's prose uses is produced by the chapter, with
+the benchmark data (the stored outputs) and without it (chapter 3, executed here)."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+BOOK = ROOT / "book"
+# {glue:text}`key:.2f`, {glue}`key`, and the directive form ```{glue:figure} key
+REFERENCE = re.compile(r"\{glue(?::\w+)?\}`([^`:]+)(?::[^`]*)?`|\{glue:\w+\}[ \t]+([\w.-]+)")
+
+
+def referenced(notebook: dict) -> set[str]:
+    """Glue keys that the notebook's markdown cells use."""
+    return {a or b for cell in notebook["cells"] if cell["cell_type"] == "markdown"
+            for a, b in REFERENCE.findall("".join(cell["source"]))}
+
+
+def glued(notebook: dict) -> set[str]:
+    """Glue keys that the notebook's stored outputs provide."""
+    return {output["metadata"]["scrapbook"]["name"] for cell in notebook["cells"] for output in cell.get("outputs", [])
+            if "scrapbook" in output.get("metadata", {})}
+
+
+def test_reference_pattern_finds_every_form():
+    notebook = {"cells": [{"cell_type": "markdown", "source": [
+        "a {glue:text}`k-1:.2f` b {glue}`k2` c {glue:text}`k3:,`\n", "```{glue:figure} fig-x\n:name: fig-x\n```\n"]}]}
+    assert referenced(notebook) == {"k-1", "k2", "k3", "fig-x"}
+
+
+@pytest.mark.parametrize("path", sorted(BOOK.glob("*.ipynb")), ids=lambda p: p.stem)
+def test_stored_chapter_glues_every_key_its_prose_uses(path):
+    notebook = json.loads(path.read_text())
+    missing = sorted(referenced(notebook) - glued(notebook))
+    assert not missing, f"{path.name} uses glue keys its outputs never set: {missing}"
+
+
+def test_chapter_3_without_benchmark_data_glues_every_key_and_its_page_builds(tmp_path):
+    """A newcomer's `make book`: no SRLIB_DATA and nothing in the default folder."""
+    pytest.importorskip("papermill")
+    env = {**os.environ, "SRLIB_DATA": str(tmp_path / "no-data"), "SRLIB_RESULTS_DIR": ""}
+    site = tmp_path / "site"
+    (site / "book").mkdir(parents=True)
+    executed = site / "book" / "03_measuring.ipynb"
+    subprocess.run([sys.executable, "-m", "papermill", "--cwd", str(BOOK), "--log-level", "WARNING",
+                    str(BOOK / "03_measuring.ipynb"), str(executed)], env=env, check=True, capture_output=True)
+    notebook = json.loads(executed.read_text())
+    missing = sorted(referenced(notebook) - glued(notebook))
+    assert not missing, f"without data, chapter 3 never glues {missing}"
+    shutil.copy(ROOT / "_config.yml", site)
+    shutil.copy(ROOT / "references.bib", site)
+    (site / "_toc.yml").write_text("format: jb-book\nroot: book/03_measuring\n")
+    build = subprocess.run([str(Path(sys.executable).parent / "jupyter-book"), "build", str(site), "-W", "-n", "--keep-going"],
+                           env=env, capture_output=True, text=True)
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
