@@ -5,9 +5,9 @@
    NumPy without AVX-512) and a different thread count. Each "machine" trains every network
    briefly (``srlib.portable.fingerprint``) in a fresh process, unpinned and pinned. Unpinned,
    the fingerprints differ wherever this CPU has more than AVX2; pinned, they must be equal.
-2. Cost. The training step of each network as the chapters run it (batch 32, 24x24 LR
-   patches, one thread), unpinned against pinned, the two taking turns in fresh processes;
-   prints the seconds per step and the ratio.
+2. Cost. The training step of each network (batch 32, 24x24 LR patches), unpinned with
+   torch's default threads (one per core) against pinned (srlib.portable.THREADS), the two
+   taking turns in fresh processes; prints the seconds per step and the ratio.
 """
 import json
 import os
@@ -18,7 +18,7 @@ import time
 from srlib import portable
 
 OTHER_CPU = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
-             "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR", "OMP_NUM_THREADS": "2"}
+             "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR", "OMP_NUM_THREADS": "1"}
 NETWORKS = {"srcnn": (3, {}), "fsrcnn": (3, {}), "espcn": (3, {}), "vdsr": (2, {"depth": 20, "width": 64}),
             "spvdsr": (2, {})}
 ROUNDS = 3
@@ -29,7 +29,7 @@ def run(code: str, machine: dict, pinned: bool) -> str:
     """Run ``code`` in a fresh Python with this CPU's settings or the emulated ones."""
     env = {k: v for k, v in os.environ.items() if k not in portable.ENVIRONMENT and k not in OTHER_CPU}
     env.update(machine)
-    prefix = "from srlib import portable; portable.pin(); " if pinned else "import torch; torch.set_num_threads(1); "
+    prefix = "from srlib import portable; portable.pin(); " if pinned else ""
     if pinned:
         env.update(portable.ENVIRONMENT)
     out = subprocess.run([sys.executable, "-c", prefix + code], env=env, capture_output=True, text=True, check=True)
@@ -62,15 +62,16 @@ def main() -> None:
     print("1. Fingerprints of short trainings (srlib.portable.fingerprint), each in a fresh process")
     prints = {}
     for pinned in (False, True):
-        for label, machine in (("this CPU", {}), ("emulated AVX2 CPU, 2 threads", OTHER_CPU)):
+        for label, machine in (("this CPU", {}), ("emulated AVX2 CPU, 1 core", OTHER_CPU)):
             prints[label, pinned] = run(FINGERPRINT, machine, pinned)
             print(f"  {'pinned  ' if pinned else 'unpinned'} {label:30s} {prints[label, pinned]}")
     for pinned in (False, True):
-        a, b = (json.loads(prints[label, pinned]) for label in ("this CPU", "emulated AVX2 CPU, 2 threads"))
+        a, b = (json.loads(prints[label, pinned]) for label in ("this CPU", "emulated AVX2 CPU, 1 core"))
         same = [name for name in a if a[name] == b[name]]
         print(f"  {'pinned' if pinned else 'unpinned'}: {len(same)} of {len(a)} networks equal on both machines")
 
-    print(f"2. Seconds per training step (batch 32, 24x24 LR patches, one thread), best of {ROUNDS} alternating runs")
+    print(f"2. Seconds per training step (batch 32, 24x24 LR patches; unpinned: {os.cpu_count()} threads, "
+          f"pinned: {portable.THREADS}), best of {ROUNDS} alternating runs")
     best = {False: {}, True: {}}
     for _ in range(ROUNDS):
         for pinned in (False, True):

@@ -4,6 +4,7 @@
     srlib train --model NAME --scale S --data NAME_OR_DIR --out DIR --epochs N
     srlib eval --dataset Set5 --method bicubic --scale 2 [--json]
     srlib eval --dataset Set5 --model NAME --weights FILE --scale 2 [--json]
+    srlib models [--json]
     srlib download Set5 [--root DIR] [--base-url URL]
     srlib reproduce [RUN ...] [--list] [--out DIR] [--dry-run]
 
@@ -73,9 +74,11 @@ def _option(text: str) -> tuple[str, object]:
 
 def _network(args: argparse.Namespace):
     """The network a command names: --weights FILE (checked against --model and --scale) or
-    the pretrained weights listed for --model, on --device (default: the fastest present)."""
+    the pretrained weights listed for --model (a network or a shipped weights name), on
+    --device (default: the fastest present)."""
     if args.weights is not None:
-        network = inference.load_weights(args.weights, model=args.model, scale=args.scale)
+        shipped = {entry.name: entry.model for entry in inference.pretrained_models()}
+        network = inference.load_weights(args.weights, model=shipped.get(args.model, args.model), scale=args.scale)
     else:
         network = inference.load_pretrained(args.model, args.scale)
     return network.to(args.device or training.default_device())
@@ -165,6 +168,25 @@ def _table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def _cmd_models(args: argparse.Namespace) -> int:
+    """List the shipped weights; the first entry of a network and scale is its default."""
+    entries = inference.pretrained_models()
+    if args.json:
+        print(json.dumps([vars(entry) for entry in entries]))
+        return 0
+    seen = set()
+    rows = [("name", "network", "scale", "Set5 PSNR", "default", "trained on")]
+    for entry in entries:
+        default = (entry.model, entry.scale) not in seen
+        seen.add((entry.model, entry.scale))
+        rows.append((entry.name, entry.model, f"x{entry.scale}", f"{entry.psnr_set5:.2f} dB",
+                     f"--model {entry.model}" if default else "", entry.training_data))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
+    return 0
+
+
 def _cmd_download(args: argparse.Namespace) -> int:
     folder = data.download(args.name, args.root, base_url=args.base_url)
     print(f"{folder.name}: {len(data.DATASETS[folder.name].files)} files verified in {folder}")
@@ -203,8 +225,10 @@ def _positive(text: str) -> int:
 
 def _network_arguments(parser: argparse.ArgumentParser, *, required: bool) -> None:
     """--model, --weights and --device, shared by upscale and eval."""
-    parser.add_argument("--model", required=required, choices=list(models.MODELS), metavar="NAME",
-                        help=f"network: {', '.join(models.MODELS)}")
+    shipped = [entry.name for entry in inference.pretrained_models()]
+    parser.add_argument("--model", required=required, choices=[*models.MODELS, *shipped], metavar="NAME",
+                        help=f"network ({', '.join(models.MODELS)}: its default shipped weights for --scale) "
+                             "or shipped weights by name (see `srlib models`)")
     parser.add_argument("--weights", metavar="FILE",
                         help="weights written by srlib train (default: srlib's pretrained weights for NAME)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: the fastest present)")
@@ -277,6 +301,12 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--scale", required=True, type=_scale, help="upscaling factor, an integer >= 2")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     evaluate.set_defaults(run=_cmd_eval)
+
+    models_command = commands.add_parser("models", help="list the weights shipped with srlib",
+                                         description="The pretrained weights `--model` can name, with their "
+                                                     "training data and Set5 PSNR under the protocol.")
+    models_command.add_argument("--json", action="store_true", help="print the manifest entries as JSON")
+    models_command.set_defaults(run=_cmd_models)
 
     download = commands.add_parser("download", help="fetch a benchmark set and verify every file",
                                    description="Fetch a set into ROOT/NAME, checking each file's sha256.")

@@ -15,7 +15,10 @@ choose their kernels, and so their rounding, by the processor they find:
   processor, for a fixed number of threads.
 - NumPy dispatches its ufuncs (``exp``, ``log``, ``sin``...) to AVX-512 variants where it
   can; ``NPY_DISABLE_CPU_FEATURES`` keeps them at x86-64-v3 (AVX2).
-- Threads: a sum split over threads is added in another order, so pinned processes use one.
+- Threads: a sum split over threads is added in another order, and MKL's reproducible mode
+  holds for a fixed thread count, so pinned processes use exactly two (every machine the book
+  targets has two cores; one with a single core runs the same two threads, only slower), and
+  ``MKL_DYNAMIC=FALSE`` stops MKL from choosing fewer.
 
 The environment variables act only when set before the libraries load: ``python -m
 srlib.portable CMD ...`` runs CMD with them (the Makefile runs papermill and pytest so), and
@@ -38,6 +41,7 @@ import torch
 ENVIRONMENT = {
     "ATEN_CPU_CAPABILITY": "avx2",
     "MKL_CBWR": "COMPATIBLE",
+    "MKL_DYNAMIC": "FALSE",
     "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR",
 }
 """Variables read by ATen, MKL and NumPy when they first load."""
@@ -48,28 +52,35 @@ def environment_pinned() -> bool:
     return all(os.environ.get(name) == value for name, value in ENVIRONMENT.items())
 
 
+THREADS = 2
+"""Threads of a pinned process, whatever the machine has."""
+
+
 def pin() -> None:
-    """Pin this process: one torch thread and convolutions that avoid oneDNN and NNPACK.
+    """Pin this process: ``THREADS`` torch threads and convolutions that avoid oneDNN and NNPACK.
     Variables of ``ENVIRONMENT`` not yet set are set too; ATen and MKL still read them if
     they have not computed anything yet, NumPy only at its import."""
     for name, value in ENVIRONMENT.items():
         os.environ.setdefault(name, value)
-    torch.set_num_threads(1)
+    torch.set_num_threads(THREADS)
     torch.backends.mkldnn.enabled = False
     torch.backends.nnpack.set_flags(False)
 
 
 @contextmanager
-def native_kernels() -> Iterator[None]:
-    """oneDNN and NNPACK back on inside the block: for timing what a user's machine runs,
-    never for numbers that are compared across machines."""
-    before = torch.backends.mkldnn.enabled, torch.backends.nnpack.set_flags(True)[0]
+def native_kernels(threads: int | None = None) -> Iterator[None]:
+    """oneDNN and NNPACK back on inside the block, on ``threads`` threads if given: for timing
+    what a user's machine runs, never for numbers that are compared across machines."""
+    before = torch.backends.mkldnn.enabled, torch.backends.nnpack.set_flags(True)[0], torch.get_num_threads()
     torch.backends.mkldnn.enabled = True
+    if threads is not None:
+        torch.set_num_threads(threads)
     try:
         yield
     finally:
         torch.backends.mkldnn.enabled = before[0]
         torch.backends.nnpack.set_flags(before[1])
+        torch.set_num_threads(before[2])
 
 
 def fingerprint(iterations: int = 4) -> dict[str, str]:

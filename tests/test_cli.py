@@ -332,3 +332,25 @@ def test_a_malicious_weights_file_in_a_real_process_prints_one_line_and_runs_not
                    "--scale", "2", "--weights", str(tmp_path / "evil.pt"))
     _assert_one_line_error(result, "evil.pt", "refused")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.pt"]
+
+
+def test_models_lists_every_shipped_weights_file_and_marks_one_default_per_network_and_scale(capsys):
+    status, out, err = _in_process(capsys, "models")
+    assert (status, err) == (0, "")
+    entries = inference.pretrained_models()
+    lines = out.splitlines()[1:]
+    assert [line.split()[0] for line in lines] == [entry.name for entry in entries]
+    defaults = [line for line in lines if "--model " in line]
+    assert len(defaults) == len({(entry.model, entry.scale) for entry in entries})
+    status, out, _ = _in_process(capsys, "models", "--json")
+    assert [entry["name"] for entry in json.loads(out)] == [entry.name for entry in entries]
+
+
+def test_upscale_takes_shipped_weights_by_name(capsys, folder, tmp_path):
+    entry = inference.pretrained_models()[0]
+    source = folder / "a_rgb.png"
+    status, _, err = _in_process(capsys, "upscale", str(source), "-o", str(tmp_path / "big.png"),
+                                 "--model", entry.name, "--scale", str(entry.scale))
+    assert (status, err) == (0, ""), err
+    expected = inference.upscale(read_image(source), inference.load_pretrained(entry.name, entry.scale))
+    assert np.array_equal(read_image(tmp_path / "big.png"), expected)

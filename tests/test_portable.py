@@ -9,7 +9,7 @@ import torch
 from srlib import portable
 
 FINGERPRINT = "import json; from srlib import portable; portable.pin(); print(json.dumps(portable.fingerprint()))"
-AVX2_ONLY_CPU = {"ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "OMP_NUM_THREADS": "2"}
+AVX2_ONLY_CPU = {"ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "OMP_NUM_THREADS": "1"}
 
 
 def fresh_python(code: str, extra: dict[str, str]) -> subprocess.CompletedProcess:
@@ -25,20 +25,22 @@ def test_pinned_training_is_identical_when_the_cpu_would_pick_other_kernels():
     assert here.stdout == elsewhere.stdout
 
 
-def test_pin_uses_one_thread_and_no_onednn_or_nnpack():
+def test_pin_uses_a_fixed_thread_count_and_no_onednn_or_nnpack():
     out = fresh_python("import torch; from srlib import portable; portable.pin(); "
                        "print(torch.get_num_threads(), torch.backends.mkldnn.enabled, torch._C._get_nnpack_enabled(), "
-                       "torch.backends.cpu.get_cpu_capability())", {"OMP_NUM_THREADS": "2"})
-    assert out.stdout.split() == ["1", "False", "False", "AVX2"], out.stderr
+                       "torch.backends.cpu.get_cpu_capability())", {"OMP_NUM_THREADS": "1"})
+    assert out.stdout.split() == [str(portable.THREADS), "False", "False", "AVX2"], out.stderr
 
 
 def test_native_kernels_turns_onednn_and_nnpack_on_inside_and_restores_them():
     before = torch.backends.mkldnn.enabled, torch.backends.nnpack.set_flags(False)[0]
     torch.backends.mkldnn.enabled = False
     try:
-        with portable.native_kernels():
-            assert torch.backends.mkldnn.enabled and torch._C._get_nnpack_enabled()
+        threads = torch.get_num_threads()
+        with portable.native_kernels(threads=1):
+            assert torch.backends.mkldnn.enabled and torch._C._get_nnpack_enabled() and torch.get_num_threads() == 1
         assert not torch.backends.mkldnn.enabled and not torch._C._get_nnpack_enabled()
+        assert torch.get_num_threads() == threads
     finally:
         torch.backends.mkldnn.enabled = before[0]
         torch.backends.nnpack.set_flags(before[1])
