@@ -15,6 +15,9 @@ choose their kernels, and so their rounding, by the processor they find:
   processor, for a fixed number of threads.
 - NumPy dispatches its ufuncs (``exp``, ``log``, ``sin``...) to AVX-512 variants where it
   can; ``NPY_DISABLE_CPU_FEATURES`` keeps them at x86-64-v3 (AVX2).
+- NumPy's own BLAS (OpenBLAS, behind its ``@``) picks kernels by CPU as well, but for the
+  small products srlib does with it (colour conversions) its Haswell, SkylakeX and Zen kernels
+  give the same bits (checked by forcing ``OPENBLAS_CORETYPE``), so it is left alone.
 - Threads: a sum split over threads is added in another order, and MKL's reproducible mode
   holds for a fixed thread count, so pinned processes use exactly two (every machine the book
   targets has two cores; one with a single core runs the same two threads, only slower), and
