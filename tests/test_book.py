@@ -44,7 +44,8 @@ def test_stored_chapter_glues_every_key_its_prose_uses(path):
 def test_chapter_3_without_benchmark_data_glues_every_key_and_its_page_builds(tmp_path):
     """A newcomer's `make book`: no SRLIB_DATA and nothing in the default folder."""
     pytest.importorskip("papermill")
-    env = {**os.environ, "SRLIB_DATA": str(tmp_path / "no-data"), "SRLIB_RESULTS_DIR": ""}
+    env = {**os.environ, "SRLIB_DATA": str(tmp_path / "no-data"), "SRLIB_RESULTS_DIR": "",
+           "SRLIB_FIGURE_DIR": str(tmp_path / "figures")}  # not the session's: test_figures compares those
     site = tmp_path / "site"
     (site / "book").mkdir(parents=True)
     executed = site / "book" / "03_measuring.ipynb"
