@@ -48,3 +48,8 @@ def test_ledger_lists_every_claim_and_marks_unmeasured_ones(monkeypatch, tmp_pat
     assert [r["id"] for r in rows] == ["C1", "C1"] + [c.id for c in CLAIMS[1:]]
     assert [r["profile"] for r in rows[:2]] == ["full", "quick"]
     assert all(r["verdict"] == "not yet measured" for r in rows[2:])
+
+
+def test_every_file_in_the_shipped_results_folder_is_a_chapter_record_the_ledger_reads():
+    rows = ledger()  # the repository's results/: other records (runs, leaderboard) live in subfolders
+    assert {row["id"] for row in rows} == {claim.id for claim in CLAIMS}
