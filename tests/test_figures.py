@@ -4,6 +4,7 @@ conftest.py points SRLIB_FIGURE_DIR at a fresh folder and moves these tests afte
 notebooks; `make baselines` re-blesses tests/baselines/ after a deliberate change. A figure
 of a chapter that conftest.py skipped for missing data is skipped with the same reason.
 """
+import functools
 import json
 import os
 from pathlib import Path
@@ -20,8 +21,9 @@ def produced() -> Path:
     return Path(os.environ["SRLIB_FIGURE_DIR"])
 
 
+@functools.cache
 def owners() -> dict[str, str]:
-    """Figure name -> the chapter (stem) whose stored outputs glue it."""
+    """Figure name -> the chapter (stem) whose stored outputs glue it (read once a session)."""
     found = {}
     for path in BOOK.glob("*.ipynb"):
         for cell in json.loads(path.read_text())["cells"]:
