@@ -3,7 +3,7 @@
 Two BT.601 conventions, both on the 0-255 scale whatever the dtype:
 
 * ``"studio"`` — MATLAB's ``rgb2ycbcr``: Y in [16, 235], Cb and Cr in [16, 240]. The SR
-  papers' evaluation protocol measures this Y (REFERENCES.md §1 step 4).
+  papers' evaluation protocol measures this Y (step 4 of the protocol in srlib.metrics and chapter 3).
 * ``"full"`` — JPEG/JFIF: Y, Cb and Cr all span [0, 255], neutral chroma at 128.
 
 Numpy images carry the channels last, (..., 3); torch tensors carry them at dim -3,

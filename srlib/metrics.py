@@ -1,4 +1,4 @@
-"""PSNR and SSIM exactly as the SR papers compute them (REFERENCES.md §1, steps 4-6).
+"""PSNR and SSIM exactly as the SR papers compute them (the protocol of chapter 3, steps 4-6).
 
 ``psnr`` and ``ssim`` take two single-channel images: numpy (H, W), or torch tensors
 (H, W), (N, H, W) or (N, 1, H, W). A single image gives a float; a torch batch gives a

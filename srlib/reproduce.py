@@ -339,7 +339,7 @@ SOURCES = {
     "fsrcnn-191": "FSRCNN trained on T91 + General-100, as quoted by later papers",
     "espcn-91": "Shi et al. 2016 (ESPCN), 91 images; LR by Gaussian blur + subsampling, not this protocol",
 }
-"""Where each published number comes from (REFERENCES.md §2)."""
+"""Where each published number comes from: each entry names its paper and table."""
 
 
 @dataclass(frozen=True)
@@ -383,7 +383,7 @@ PUBLISHED: tuple[Published, ...] = (
     Published("fsrcnn", "Urban100", 2, 29.88, None, "fsrcnn-191"),
     Published("espcn", "Set5", 3, 32.55, None, "espcn-91"),
 )
-"""The papers' PSNR (dB) / SSIM under the protocol of REFERENCES.md §1, at most one per
+"""The papers' PSNR (dB) / SSIM under the protocol of srlib.metrics (chapter 3), at most one per
 (network, set, scale): a paper's own number where it gives one, else a later paper's quote."""
 
 PUBLISHED_TRAINING = {"vdsr": "≈ 4 h on a Titan Z, one network for ×2, ×3 and ×4 (VDSR paper)",
