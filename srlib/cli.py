@@ -104,7 +104,8 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     settings = {name: getattr(args, name) for name in
                 ("epochs", "iterations", "seconds", "seed", "device", "batch_size", "patch_size",
-                 "recipe", "lr", "degrade", "val") if getattr(args, name) is not None}
+                 "recipe", "lr", "schedule", "degrade", "val", "val_every", "patches_per_image")
+                if getattr(args, name) is not None}
     if args.rescale:
         settings["rescale"] = tuple(args.rescale)
     if args.mix_scales:
@@ -274,6 +275,11 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--recipe", choices=list(training.RECIPES), metavar="RECIPE",
                        help="optimizer and schedule of another network (default: the network's own)")
     train.add_argument("--lr", type=float, help="starting learning rate (default: the recipe's)")
+    train.add_argument("--schedule", choices=["cosine"],
+                       help="cosine: the rates fall along half a cosine to 1/100 over --epochs "
+                            "(the fast recipe), instead of the recipe's own schedule")
+    train.add_argument("--patches-per-image", type=_positive,
+                       help=f"random patches per image and epoch (default {defaults['patches_per_image']})")
     train.add_argument("--degrade", choices=METHODS, metavar="KERNEL",
                        help="how LR patches are made: bicubic (MATLAB imresize, the default) or a kernel")
     train.add_argument("--rescale", type=float, nargs="+", metavar="F",
@@ -282,7 +288,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="one network on these scales' patches mixed, e.g. 2 3 4 (VDSR; --patch-size in HR pixels)")
     train.add_argument("--channels-last", action="store_true",
                        help="channels-last memory: 1.2-1.5x faster on a CPU, with other rounding than the default")
-    train.add_argument("--val", metavar="NAME_OR_DIR", help="validation images, scored every epoch")
+    train.add_argument("--val", metavar="NAME_OR_DIR", help="validation images, scored every --val-every epochs")
+    train.add_argument("--val-every", type=_positive, metavar="N",
+                       help=f"validate every N epochs and at the end (default {defaults['val_every']})")
     train.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE",
                        help="a network option, e.g. depth=3 or f=(64,32); repeat for more")
     train.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -282,6 +282,13 @@ other groups keep their ratio to it. ``patch_pixels`` (HR pixels in a training p
 to VDSR's SGD only: the Adam recipes' steps do not depend on the scale of the loss."""
 
 
+def cosine(optimizer: torch.optim.Optimizer, epochs: int, floor: float = 0.01) -> torch.optim.lr_scheduler.LambdaLR:
+    """The fast schedule: every group's rate follows half a cosine from its start down to
+    ``floor`` x the start over ``epochs`` epochs (one decay for the whole run, no plateaus to tune)."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda epoch: floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(epoch, epochs) / epochs)))
+
+
 def clip_adjustable(optimizer: torch.optim.Optimizer, theta: float) -> None:
     """VDSR's adjustable gradient clipping: each gradient within +-theta / (its group's lr)."""
     for group in optimizer.param_groups:
@@ -312,6 +319,7 @@ class TrainConfig:
     seconds: float | None = None
     recipe: str | None = None
     lr: float | None = None
+    schedule: str | None = None
     seed: int = 0
     device: str | None = None
     val_every: int = 1
@@ -340,6 +348,10 @@ class TrainConfig:
         for name, value in budgets.items():
             if value is not None and not value > 0:
                 raise ValueError(f"{name} must be positive, got {value}")
+        if self.schedule not in (None, "cosine"):
+            raise ValueError(f"unknown schedule {self.schedule!r}; the recipe's own (None) or cosine")
+        if self.schedule == "cosine" and self.epochs is None:
+            raise ValueError("a cosine schedule spans the run's epochs: give epochs")
         if self.lr is not None and not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
         check_degrade(self.degrade)
@@ -519,7 +531,8 @@ def _save_history(out: Path, config: TrainConfig, state: _State, info: dict) -> 
 def _restore(path: Path, config: TrainConfig, model, optimizer, scheduler) -> _State:
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     saved = checkpoint["config"]
-    differs = [k for k, v in asdict(config).items() if k not in _RESUMABLE_CHANGES and saved.get(k) != v]
+    free = _RESUMABLE_CHANGES - {"epochs"} if config.schedule else _RESUMABLE_CHANGES  # a cosine spans its epochs
+    differs = [k for k, v in asdict(config).items() if k not in free and saved.get(k) != v]
     if differs:
         raise ValueError(f"{path} belongs to another run (different {', '.join(differs)}); "
                          f"use another output folder or the same settings")
@@ -604,6 +617,8 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, *, train_images: Imag
         model = model.to(device, memory_format=memory_format)
         optimizer, scheduler, clip = RECIPES[config.recipe or config.model](
             model, config.lr, config.hr_patch ** 2)
+        if config.schedule == "cosine":
+            scheduler = cosine(optimizer, config.epochs)
         forward = model.refine if config.mix_scales else model  # mixed scales come interpolated
         state = _State()
         if (out / CHECKPOINT).exists():

@@ -171,6 +171,21 @@ def test_spvdsr_recipe_is_adam_decaying_progressively_to_a_floor_of_1e_4():
     assert rates[100] < 1e-3 and rates[-1] == pytest.approx(1e-4) and min(rates) == pytest.approx(1e-4)
 
 
+def test_cosine_schedule_falls_from_every_groups_start_to_a_hundredth_over_the_epochs():
+    model = models.build("espcn", 3)
+    optimizer, _, _ = training.RECIPES["espcn"](model)
+    scheduler = training.cosine(optimizer, epochs=10)
+    rates = []
+    for _ in range(12):
+        rates.append([group["lr"] for group in optimizer.param_groups])
+        optimizer.step()
+        scheduler.step()
+    assert rates[0] == [1e-3, 1e-4]
+    assert rates[5] == pytest.approx([0.505e-3, 0.505e-4])  # halfway: the mean of start and floor
+    assert rates[10] == rates[11] == pytest.approx([1e-5, 1e-6])
+    assert all(b[0] < a[0] for a, b in zip(rates[:10], rates[1:11]))
+
+
 # --- configuration --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("changes, message", [
@@ -178,6 +193,8 @@ def test_spvdsr_recipe_is_adam_decaying_progressively_to_a_floor_of_1e_4():
     ({"epochs": 1, "model": "srgan"}, "unknown model"), ({"epochs": 1, "recipe": "sgd"}, "unknown recipe"),
     ({"epochs": 1, "scale": 1}, "scale must be"), ({"epochs": 1, "batch_size": 0}, "batch_size"),
     ({"epochs": 1, "degrade": "blur"}, "unknown degradation"),
+    ({"iterations": 3, "schedule": "cosine"}, "spans the run's epochs"),
+    ({"epochs": 1, "schedule": "step"}, "unknown schedule"),
     ({"epochs": 1, "mix_scales": (2, 3)}, "refines an interpolated image"),
     ({"epochs": 1, "model": "vdsr", "options": {"depth": 2, "width": 2}, "mix_scales": (3, 4)}, "one of mix_scales")])
 def test_bad_configurations_are_refused_with_one_line(changes, message, tmp_path, images):
@@ -281,6 +298,20 @@ def test_a_checkpoint_of_another_run_is_refused(images, tmp_path):
     training.train(config(epochs=1), tmp_path, train_images=images, progress=False)
     with pytest.raises(ValueError, match="another run.*seed"):
         training.train(config(epochs=2, seed=1), tmp_path, train_images=images, progress=False)
+
+
+def test_a_cosine_run_refuses_to_resume_with_other_epochs_which_would_bend_its_schedule(images, tmp_path):
+    training.train(config(epochs=1, schedule="cosine"), tmp_path, train_images=images, progress=False)
+    with pytest.raises(ValueError, match="another run.*epochs"):
+        training.train(config(epochs=2, schedule="cosine"), tmp_path, train_images=images, progress=False)
+    resumed = training.train(config(epochs=1, schedule="cosine", val_every=3), tmp_path, train_images=images, progress=False)
+    assert resumed.history[-1]["epoch"] == 1
+
+
+def test_validation_runs_every_val_every_epochs_and_at_the_end(images, tmp_path):
+    result = training.train(config(epochs=5, val_every=2), tmp_path, train_images=images, val_images=images,
+                            progress=False)
+    assert [entry["val_psnr"] is not None for entry in result.history] == [False, True, False, True, True]
 
 
 DRIVER = """
