@@ -80,7 +80,8 @@ def _network(args: argparse.Namespace):
         shipped = {entry.name: entry.model for entry in inference.pretrained_models()}
         network = inference.load_weights(args.weights, model=shipped.get(args.model, args.model), scale=args.scale)
     else:
-        network = inference.load_pretrained(args.model, args.scale)
+        name = args.model or inference.default_pretrained(args.scale).name
+        network = inference.load_pretrained(name, args.scale)
     return network.to(args.device or training.default_device())
 
 
@@ -170,18 +171,21 @@ def _table(result: dict) -> str:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    """List the shipped weights; the first entry of a network and scale is its default."""
+    """List the shipped weights; the first entry of a network and scale is what ``--model
+    NETWORK`` picks, the first of a scale what ``srlib upscale`` uses without ``--model``."""
     entries = inference.pretrained_models()
     if args.json:
         print(json.dumps([vars(entry) for entry in entries]))
         return 0
     seen = set()
-    rows = [("name", "network", "scale", "Set5 PSNR", "default", "trained on")]
+    rows = [("name", "network", "scale", "Set5 PSNR", "default for", "trained on")]
     for entry in entries:
-        default = (entry.model, entry.scale) not in seen
-        seen.add((entry.model, entry.scale))
+        picks = [f"--model {entry.model}"] if (entry.model, entry.scale) not in seen else []
+        if entry.scale not in seen:
+            picks.append("upscale")
+        seen.update({(entry.model, entry.scale), entry.scale})
         rows.append((entry.name, entry.model, f"x{entry.scale}", f"{entry.psnr_set5:.2f} dB",
-                     f"--model {entry.model}" if default else "", entry.training_data))
+                     ", ".join(picks), entry.training_data))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
@@ -224,12 +228,12 @@ def _positive(text: str) -> int:
     return value
 
 
-def _network_arguments(parser: argparse.ArgumentParser, *, required: bool) -> None:
+def _network_arguments(parser: argparse.ArgumentParser, *, default: str) -> None:
     """--model, --weights and --device, shared by upscale and eval."""
     shipped = [entry.name for entry in inference.pretrained_models()]
-    parser.add_argument("--model", required=required, choices=[*models.MODELS, *shipped], metavar="NAME",
+    parser.add_argument("--model", choices=[*models.MODELS, *shipped], metavar="NAME",
                         help=f"network ({', '.join(models.MODELS)}: its default shipped weights for --scale) "
-                             "or shipped weights by name (see `srlib models`)")
+                             f"or shipped weights by name (see `srlib models`); default: {default}")
     parser.add_argument("--weights", metavar="FILE",
                         help="weights written by srlib train (default: srlib's pretrained weights for NAME)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: the fastest present)")
@@ -243,11 +247,12 @@ def _parser() -> argparse.ArgumentParser:
     upscale_command = commands.add_parser(
         "upscale", help="upscale an image with a trained network",
         description="Luma through the network (in overlapping tiles), chroma and alpha with "
-                    "Lanczos-3. Grey, RGB and RGBA images; the output format follows its suffix.")
+                    "Lanczos-3. Grey, RGB and RGBA images; the output format follows its suffix. "
+                    "Without --model, the best photo network shipped for --scale (see `srlib models`).")
     upscale_command.add_argument("input", metavar="IN", help="image file to upscale")
     upscale_command.add_argument("-o", "--output", required=True, metavar="OUT", help="image file to write")
     upscale_command.add_argument("--scale", required=True, type=_scale, help="upscaling factor, an integer >= 2")
-    _network_arguments(upscale_command, required=True)
+    _network_arguments(upscale_command, default="the best shipped photo network for --scale")
     upscale_command.add_argument("--tile", type=_positive, default=512,
                                  help="tile side in input pixels; bounds memory (default 512)")
     upscale_command.set_defaults(run=_cmd_upscale)
@@ -305,7 +310,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--method", choices=METHODS, metavar="METHOD",
                           help="bicubic (MATLAB imresize, the default) or a kernel of srlib.resample: "
                                + ", ".join(METHODS[1:]))
-    _network_arguments(evaluate, required=False)
+    _network_arguments(evaluate, default="none, --method is scored")
     evaluate.add_argument("--scale", required=True, type=_scale, help="upscaling factor, an integer >= 2")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     evaluate.set_defaults(run=_cmd_eval)

@@ -174,6 +174,16 @@ def find_pretrained(name: str, scale: int, manifest: str | os.PathLike = MANIFES
                              f"`srlib train --model {name} --scale {scale} ...` and pass its weights.pt")
 
 
+def default_pretrained(scale: int, manifest: str | os.PathLike = MANIFEST) -> Pretrained:
+    """What ``srlib upscale`` uses when no network is named: the manifest's first entry at
+    ``scale`` (the manifest lists the best photo network of each scale first)."""
+    for entry in pretrained_models(manifest):
+        if entry.scale == scale:
+            return entry
+    raise PretrainedNotFound(f"no pretrained weights for x{scale} in srlib; train a network with "
+                             f"`srlib train --scale {scale} ...` and pass its weights.pt")
+
+
 def load_pretrained(name: str, scale: int, manifest: str | os.PathLike = MANIFEST) -> nn.Module:
     """The network of a manifest entry, its file checked against the recorded sha256."""
     entry = find_pretrained(name, scale, manifest)

@@ -342,8 +342,26 @@ def test_models_lists_every_shipped_weights_file_and_marks_one_default_per_netwo
     assert [line.split()[0] for line in lines] == [entry.name for entry in entries]
     defaults = [line for line in lines if "--model " in line]
     assert len(defaults) == len({(entry.model, entry.scale) for entry in entries})
+    assert [line.split()[0] for line in lines if "upscale" in line] == [
+        inference.default_pretrained(scale).name for scale in sorted({entry.scale for entry in entries},
+                                                                     key=[e.scale for e in entries].index)]
     status, out, _ = _in_process(capsys, "models", "--json")
     assert [entry["name"] for entry in json.loads(out)] == [entry.name for entry in entries]
+
+
+def test_upscale_without_a_model_uses_the_best_photo_network_shipped_for_the_scale(capsys, folder, tmp_path):
+    entries = inference.pretrained_models()
+    for scale in (2, 3, 4):
+        photo = [entry for entry in entries if entry.scale == scale and "lineart" not in entry.name]
+        assert inference.default_pretrained(scale) == max(photo, key=lambda entry: entry.psnr_set5)
+    source = folder / "a_rgb.png"
+    status, out, err = _in_process(capsys, "upscale", str(source), "-o", str(tmp_path / "big.png"), "--scale", "3")
+    assert (status, err) == (0, ""), err
+    default = inference.default_pretrained(3)
+    expected = inference.upscale(read_image(source), inference.load_pretrained(default.name, 3))
+    assert np.array_equal(read_image(tmp_path / "big.png"), expected)
+    status, _, err = _in_process(capsys, "upscale", str(source), "-o", str(tmp_path / "x7.png"), "--scale", "7")
+    assert status == 2 and "no pretrained weights for x7" in err and not (tmp_path / "x7.png").exists()
 
 
 def test_upscale_takes_shipped_weights_by_name(capsys, folder, tmp_path):
