@@ -21,7 +21,6 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from . import __version__, data, imageio, inference, metrics, models, reproduce, resample, training
 
@@ -55,6 +54,17 @@ def upscale(image: np.ndarray, scale: int, method: str) -> np.ndarray:
     return resample.resize(image, scale, kernel=method)
 
 
+def _quality(text: str) -> int:
+    """A JPEG/WebP quality: an integer from 1 to 100."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"quality must be an integer, not {text!r}") from None
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"quality must lie from 1 to 100, not {value}")
+    return value
+
+
 def _min_eval_size(scale: int) -> int:
     """Smallest image side that still leaves an 11x11 SSIM window after modcrop and the
     protocol's border crop: side - (scale - 1) - 2 * scale >= 11."""
@@ -74,30 +84,40 @@ def _option(text: str) -> tuple[str, object]:
 
 def _network(args: argparse.Namespace):
     """The network a command names: --weights FILE (checked against --model and --scale) or
-    the pretrained weights listed for --model (a network or a shipped weights name), on
-    --device (default: the fastest present)."""
+    the pretrained weights listed for --model (a network or a shipped weights name; for
+    upscale, without --model, the default for --scale), on --device (checked first: one line
+    for a device this machine lacks; default: the fastest present)."""
+    device = training.resolve_device(args.device) if args.device else training.default_device()
     if args.weights is not None:
         shipped = {entry.name: entry.model for entry in inference.pretrained_models()}
         network = inference.load_weights(args.weights, model=shipped.get(args.model, args.model), scale=args.scale)
     else:
         name = args.model or inference.default_pretrained(args.scale).name
         network = inference.load_pretrained(name, args.scale)
-    return network.to(args.device or training.default_device())
+    return network.to(device)
 
 
 def _cmd_upscale(args: argparse.Namespace) -> int:
-    output = Path(args.output)
-    if output.suffix.lower() not in Image.registered_extensions():
-        raise ValueError(f"{output}: unknown image suffix {output.suffix!r} (use .png, .bmp, .jpg, ...)")
+    source, output = Path(args.input), Path(args.output)
+    output_format = imageio.output_format(output)
+    if args.quality is not None and output_format not in ("JPEG", "WEBP"):
+        raise ValueError(f"--quality applies to JPEG and WebP output, not {output_format}")
     if not output.parent.is_dir():
         raise FileNotFoundError(f"{output.parent}: no such folder for the output")
-    image = imageio.read_image(args.input)
+    if output.exists() and source.exists() and output.samefile(source) and not args.force:
+        raise ValueError(f"{output}: is the input image; write elsewhere or add --force to replace it")
+    info = imageio.read_info(source)
+    imageio.output_format(output, info.width * args.scale, info.height * args.scale)  # before any work
     network = _network(args)
+    image = imageio.read_image(source)
+    if info.bits > 8:
+        print(f"srlib: warning: {source} has {info.bits} bits per channel; it is upscaled and written "
+              f"at 8 bits", file=sys.stderr)
     try:
         result = inference.upscale(image, network, tile=args.tile)
     except ValueError as exc:
-        raise ValueError(f"{args.input}: {exc}") from None
-    imageio.write_image(output, result)
+        raise ValueError(f"{source}: {exc}") from None
+    imageio.write_image(output, result, quality=args.quality, info=info)
     print(f"{output}: {result.shape[1]}x{result.shape[0]} pixels ({network.name} x{network.scale})")
     return 0
 
@@ -254,7 +274,10 @@ def _parser() -> argparse.ArgumentParser:
     upscale_command.add_argument("--scale", required=True, type=_scale, help="upscaling factor, an integer >= 2")
     _network_arguments(upscale_command, default="the best shipped photo network for --scale")
     upscale_command.add_argument("--tile", type=_positive, default=512,
-                                 help="tile side in input pixels; bounds memory (default 512)")
+                                 help="tile side in input pixels; bounds the network's memory (default 512)")
+    upscale_command.add_argument("--quality", type=_quality, metavar="Q",
+                                 help="JPEG/WebP quality, 1-100 (default 95)")
+    upscale_command.add_argument("--force", action="store_true", help="allow OUT to replace IN")
     upscale_command.set_defaults(run=_cmd_upscale)
 
     train = commands.add_parser(
@@ -355,3 +378,6 @@ def main(argv: list[str] | None = None) -> int:
         message = str(exc).replace("\n", " ")
         print(f"srlib: error: {message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # files are written atomically: nothing partial is left
+        print("srlib: interrupted", file=sys.stderr)
+        return 130

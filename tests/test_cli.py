@@ -372,3 +372,93 @@ def test_upscale_takes_shipped_weights_by_name(capsys, folder, tmp_path):
     assert (status, err) == (0, ""), err
     expected = inference.upscale(read_image(source), inference.load_pretrained(entry.name, entry.scale))
     assert np.array_equal(read_image(tmp_path / "big.png"), expected)
+
+
+# --- the photographer's files and the command's manners ---------------------------------------
+
+@pytest.mark.parametrize("command", ["upscale", "eval"])
+@pytest.mark.parametrize("device, message", [("cuda", "'cuda' is not available"), ("gpu", "unknown device 'gpu'")])
+def test_a_device_the_machine_lacks_is_one_line_and_exit_2(command, device, message, folder, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    where = [str(folder / "a_rgb.png"), "-o", str(tmp_path / "o.png")] if command == "upscale" else ["--dataset", str(folder)]
+    args = [command, *where, "--scale", "2", "--model", "spvdsr", "--device", device]
+    status = cli.main(args)
+    assert status == 2 and not (tmp_path / "o.png").exists()
+    _assert_one_line_error(srlib(*args, env={"CUDA_VISIBLE_DEVICES": ""}), message)
+
+
+def test_upscale_refuses_to_replace_its_input_unless_forced(folder, tmp_path):
+    source = tmp_path / "photo.png"
+    source.write_bytes((folder / "a_rgb.png").read_bytes())
+    _assert_one_line_error(srlib("upscale", str(source), "-o", str(source), "--scale", "2"), "is the input image", "--force")
+    assert source.read_bytes() == (folder / "a_rgb.png").read_bytes()
+    assert srlib("upscale", str(source), "-o", str(source), "--scale", "2", "--force").returncode == 0
+    assert read_image(source).shape == (80, 104, 3)
+
+
+def test_an_output_format_too_small_for_the_result_is_refused_before_any_work(folder, tmp_path, monkeypatch):
+    monkeypatch.setattr(inference, "upscale", lambda *a, **k: pytest.fail("upscaled before checking the output"))
+    status = cli.main(["upscale", str(folder / "a_rgb.png"), "-o", str(tmp_path / "icon.ico"), "--scale", "8"])
+    assert status == 2 and not (tmp_path / "icon.ico").exists()
+    _assert_one_line_error(srlib("upscale", str(folder / "a_rgb.png"), "-o", str(tmp_path / "icon.ico"), "--scale", "8"),
+                           "416x320", "ICO", "at most 256")
+
+
+def test_quality_sets_jpeg_compression_and_is_refused_for_lossless_formats(folder, tmp_path):
+    sizes = {}
+    for quality in ("30", "95"):
+        out = tmp_path / f"q{quality}.jpg"
+        assert srlib("upscale", str(folder / "a_rgb.png"), "-o", str(out), "--scale", "2", "--quality", quality).returncode == 0
+        sizes[quality] = out.stat().st_size
+    assert sizes["30"] < sizes["95"]
+    _assert_one_line_error(srlib("upscale", str(folder / "a_rgb.png"), "-o", str(tmp_path / "q.png"), "--scale", "2",
+                                 "--quality", "80"), "--quality applies to JPEG and WebP")
+    _assert_one_line_error(srlib("upscale", str(folder / "a_rgb.png"), "-o", str(tmp_path / "q.jpg"), "--scale", "2",
+                                 "--quality", "101"), "from 1 to 100")
+
+
+def test_a_portrait_phone_photo_comes_out_upright_with_its_icc_profile_and_exif(tmp_path):
+    from PIL import Image, ImageCms
+    stored = np.zeros((30, 40, 3), dtype=np.uint8)  # landscape as stored, tagged "rotate 90° clockwise"
+    stored[:, :20] = 200
+    exif = Image.Exif()
+    exif[0x0112], exif[0x010F] = 6, "PhoneMaker"
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    Image.fromarray(stored).save(tmp_path / "phone.jpg", exif=exif.tobytes(), icc_profile=icc, quality=100)
+    upright = read_image(tmp_path / "phone.jpg")
+    assert upright.shape == (40, 30, 3) and upright[:15].mean() > 150 and upright[25:].mean() < 50
+
+    result = srlib("upscale", str(tmp_path / "phone.jpg"), "-o", str(tmp_path / "big.jpg"), "--scale", "2")
+    assert result.returncode == 0, result.stderr
+    with Image.open(tmp_path / "big.jpg") as big:
+        assert big.size == (60, 80)
+        assert big.info.get("icc_profile") == icc
+        assert big.getexif().get(0x010F) == "PhoneMaker" and big.getexif().get(0x0112, 1) == 1
+
+
+def test_sixteen_bit_input_is_upscaled_with_a_warning_that_it_becomes_eight_bit(tmp_path):
+    from PIL import Image
+    wide = (np.add.outer(np.arange(32), np.arange(32)) * 1000).astype(np.uint16)
+    Image.fromarray(wide).save(tmp_path / "deep.png")
+    result = srlib("upscale", str(tmp_path / "deep.png"), "-o", str(tmp_path / "out.png"), "--scale", "2")
+    assert result.returncode == 0, result.stderr
+    assert "16 bits per channel" in result.stderr and "8 bits" in result.stderr
+    assert read_image(tmp_path / "out.png").shape == (64, 64)
+
+
+def test_an_animated_gif_is_refused_not_cut_to_its_first_frame(tmp_path):
+    from PIL import Image
+    frames = [Image.fromarray(np.full((32, 32), v, dtype=np.uint8)) for v in (0, 128, 255)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    _assert_one_line_error(srlib("upscale", str(tmp_path / "anim.gif"), "-o", str(tmp_path / "out.gif"), "--scale", "2"),
+                           "animated image (3 frames)")
+    assert not (tmp_path / "out.gif").exists()
+
+
+def test_ctrl_c_prints_one_line_exits_130_and_leaves_no_output(folder, tmp_path, monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(inference, "upscale", interrupted)
+    status = cli.main(["upscale", str(folder / "a_rgb.png"), "-o", str(tmp_path / "o.png"), "--scale", "2"])
+    assert status == 130 and capsys.readouterr().err == "srlib: interrupted\n"
+    assert list(tmp_path.iterdir()) == []

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from srlib.imageio import MAX_PIXELS, ImageError, read_image, write_image
+from srlib.imageio import MAX_PIXELS, ImageError, read_image, read_info, write_image
 
 RNG = np.random.default_rng(0)
 RGB = RNG.integers(0, 256, (24, 32, 3), dtype=np.uint8)
@@ -183,3 +183,24 @@ def test_write_image_replaces_an_existing_file(tmp_path):
     write_image(path, GREY)
     np.testing.assert_array_equal(read_image(path), GREY)
     assert [p.name for p in tmp_path.iterdir()] == ["a.png"]
+
+
+def test_exif_orientation_turns_the_pixels_upright_and_read_info_reports_the_upright_size(tmp_path):
+    stored = np.zeros((20, 30), dtype=np.uint8)
+    stored[:, :10] = 255  # a bright left third, as stored
+    exif = Image.Exif()
+    exif[0x0112] = 8  # "rotate 90° counter-clockwise to view"
+    Image.fromarray(stored).save(tmp_path / "o.png", exif=exif.tobytes())
+    upright = read_image(tmp_path / "o.png")
+    np.testing.assert_array_equal(upright, np.rot90(stored))
+    info = read_info(tmp_path / "o.png")
+    assert (info.width, info.height, info.bits, info.frames) == (20, 30, 8, 1)
+    reread = Image.Exif()
+    reread.load(info.exif)
+    assert reread.get(0x0112) == 1
+
+
+def test_sixteen_bit_files_are_reported_as_such(tmp_path):
+    Image.fromarray(np.zeros((8, 8), dtype=np.uint16)).save(tmp_path / "g16.png")
+    Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(tmp_path / "g8.png")
+    assert (read_info(tmp_path / "g16.png").bits, read_info(tmp_path / "g8.png").bits) == (16, 8)
