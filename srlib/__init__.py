@@ -15,6 +15,17 @@ Modules, each readable on its own:
   plots     figure helpers shared by the chapters
   cli       the ``srlib`` command
 """
+import importlib
+
 __version__ = "0.1.0"
+_MODULES = ("resample", "color", "metrics", "data", "samples", "imageio", "models", "training",
+            "inference", "results", "reproduce", "plots", "portable", "cli")
+
+
+def __getattr__(name: str):
+    """``srlib.resample`` and the like work after a bare ``import srlib`` (imported on first use)."""
+    if name in _MODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'srlib' has no attribute {name!r}")
 
 REPO_URL = "https://github.com/sr-companion/ml-super-resolution-book"

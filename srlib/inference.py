@@ -293,6 +293,9 @@ def upscale(image: np.ndarray, model_or_name: nn.Module | str, scale: int | None
     through the network in tiles (see ``upscale_luma``); chroma and alpha are Lanczos-3
     upscaled (``srlib.color.upscale_rgb``).
     """
+    if isinstance(image, torch.Tensor):
+        raise ValueError("upscale takes a uint8 image array (H, W[, C]) as read_image gives; for a tensor "
+                         "(C, H, W) pass image.permute(1, 2, 0).numpy(), for a luma batch use upscale_luma")
     model = _resolve(model_or_name, scale, weights)
     array = np.asarray(image)
     if array.ndim < 2:

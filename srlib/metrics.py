@@ -64,17 +64,28 @@ def _prepare(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor, crop: i
     return x[window], y[window], batched
 
 
-def _check_range(data_range: float) -> None:
+def _data_range(a, b, data_range: float | None) -> float:
+    """``data_range``, or 255 when not given, unless both images are floats within [0, 1]:
+    scoring those against 255 would add 48 dB without a word, so they must say their range."""
+    if data_range is None:
+        floats = all((x.is_floating_point() if isinstance(x, torch.Tensor) else np.issubdtype(np.asarray(x).dtype, np.floating))
+                     for x in (a, b))
+        if floats and all(float(abs(x).max()) <= 1 for x in (a, b)):
+            raise ValueError("both images are floats within [0, 1]: pass data_range=1.0 "
+                             "(without it the range is 255, as for uint8 images)")
+        return 255.0
     if not data_range > 0:
         raise ValueError(f"data_range must be positive, got {data_range!r}")
+    return data_range
 
 
 def psnr(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor, *, crop: int = 0,
-         data_range: float = 255.0) -> Metric:
+         data_range: float | None = None) -> Metric:
     """Peak signal-to-noise ratio 10 log10(data_range^2 / MSE) in dB, in float64, after
-    cropping ``crop`` pixels from every border; identical images give inf."""
-    _check_range(data_range)
+    cropping ``crop`` pixels from every border; identical images give inf. ``data_range``
+    defaults to 255; floats within [0, 1] must give theirs."""
     x, y, batched = _prepare(a, b, crop, 1)
+    data_range = _data_range(a, b, data_range)
     if isinstance(x, torch.Tensor):
         values = 10 * torch.log10(data_range**2 / (x - y).square().mean(dim=(1, 2, 3)))
         return values if batched else float(values[0])
@@ -114,11 +125,12 @@ def ssim_map(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor,
 
 
 def ssim(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor, *, crop: int = 0,
-         data_range: float = 255.0) -> Metric:
+         data_range: float | None = None) -> Metric:
     """Structural similarity (Wang et al. 2004): Gaussian 11 x 11 window, sigma 1.5, K1 0.01,
-    K2 0.03, averaged over the valid part of the SSIM map of the cropped images."""
-    _check_range(data_range)
+    K2 0.03, averaged over the valid part of the SSIM map of the cropped images. ``data_range``
+    as for ``psnr``."""
     x, y, batched = _prepare(a, b, crop, SSIM_WINDOW)
+    data_range = _data_range(a, b, data_range)
     if isinstance(x, torch.Tensor):
         values = ssim_map(x, y, data_range).mean(dim=(1, 2, 3))
         return values if batched else float(values[0])

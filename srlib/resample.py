@@ -217,6 +217,9 @@ def _as_planes(image: Image) -> tuple[torch.Tensor, Callable[[torch.Tensor], Ima
     if isinstance(image, torch.Tensor):
         if image.ndim < 2:
             raise ValueError(f"expected a tensor (..., H, W), got shape {tuple(image.shape)}")
+        if image.ndim == 3 and image.shape[-1] in (3, 4) and image.shape[-2] > 16:
+            raise ValueError(f"a tensor is resized on its last two axes (..., H, W), and shape {tuple(image.shape)} "
+                             f"looks like (H, W, C): pass image.permute(2, 0, 1) (or a numpy array)")
         is_int = not (image.is_floating_point() or image.is_complex())
         x = image if image.dtype in (torch.float32, torch.float64) else image.to(torch.float64 if is_int else torch.float32)
 

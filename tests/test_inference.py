@@ -3,6 +3,9 @@ import hashlib
 import json
 import os
 import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -329,3 +332,15 @@ def test_a_manifest_entry_with_a_missing_field_is_refused(tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match="entry 1 must have exactly the fields"):
         inference.pretrained_models(tmp_path / "manifest.json")
+
+
+def test_upscale_refuses_a_tensor_and_says_which_layout_it_takes():
+    with pytest.raises(ValueError, match=r"uint8 image array \(H, W\[, C\]\).*permute\(1, 2, 0\)"):
+        inference.upscale(torch.zeros(3, 32, 32, dtype=torch.uint8), models.SPVDSR(2))
+
+
+def test_a_bare_import_srlib_reaches_every_module():
+    code = "import srlib; print(srlib.resample.imresize.__name__, srlib.inference.upscale.__name__)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.stdout.split() == ["imresize", "upscale"], done.stderr

@@ -122,7 +122,7 @@ def test_ssim_rejects_images_smaller_than_its_window():
         metrics.ssim(np.zeros((10, 30)), np.zeros((10, 30)))
     with pytest.raises(ValueError, match="smaller than the 11x11"):
         metrics.ssim(np.zeros((30, 30)), np.zeros((30, 30)), crop=10)
-    assert metrics.psnr(np.zeros((10, 30)), np.ones((10, 30))) == pytest.approx(48.1308036, abs=1e-6)
+    assert metrics.psnr(np.zeros((10, 30), np.uint8), np.ones((10, 30), np.uint8)) == pytest.approx(48.1308036, abs=1e-6)
 
 
 def colour_pair(seed=0) -> tuple[np.ndarray, np.ndarray]:
@@ -188,3 +188,13 @@ def test_evaluate_set_rejects_an_empty_set_and_a_bad_scale():
         metrics.evaluate_set([], 2, resample.imresize)
     with pytest.raises(ValueError, match="positive integer"):
         metrics.evaluate_set(small_set(), 2.5, resample.imresize)
+
+
+def test_floats_within_0_1_must_say_their_range_instead_of_being_scored_against_255():
+    a = np.linspace(0, 1, 400).reshape(20, 20)
+    for metric in (metrics.psnr, metrics.ssim):
+        with pytest.raises(ValueError, match="pass data_range=1.0"):
+            metric(a, a * 0.9)
+        with pytest.raises(ValueError, match="pass data_range=1.0"):
+            metric(torch.from_numpy(a), torch.from_numpy(a * 0.9))
+    assert metrics.psnr(a, a * 0.9, data_range=1.0) == pytest.approx(metrics.psnr(a * 255, a * 229.5))

@@ -226,3 +226,9 @@ def test_frequency_response_matches_closed_forms():
     np.testing.assert_allclose(frequency_response("box", f), np.sinc(f), atol=1e-4)
     np.testing.assert_allclose(frequency_response("triangle", f), np.sinc(f) ** 2, atol=1e-4)
     np.testing.assert_array_equal(frequency_response(sinc, f), (f < 0.5).astype(float))
+
+
+def test_a_channels_last_tensor_is_refused_with_how_to_fix_it_not_resampled_along_colour():
+    with pytest.raises(ValueError, match=r"looks like \(H, W, C\).*permute\(2, 0, 1\)"):
+        resize(torch.rand(64, 48, 3), 2)
+    assert resize(torch.rand(3, 64, 48), 2).shape == (3, 128, 96)
