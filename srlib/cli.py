@@ -138,6 +138,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out)
     result = training.train(config, out, progress=not args.quiet)
     last = result.history[-1] if result.history else {}
+    if not result.trained:
+        print(f"{out}: already trained to this budget (epoch {last.get('epoch')}, iteration "
+              f"{last.get('iteration')}, {last.get('wall_time', 0):.0f} s); nothing to do, {out / 'weights.pt'} kept")
+        return 0
     metadata = {"training_data": args.data, "validation_data": args.val, "val_psnr": result.val_psnr,
                 "epochs": last.get("epoch"), "iterations": last.get("iteration"),
                 "recipe": config.recipe or config.model, "seed": config.seed,
@@ -292,9 +296,11 @@ def _parser() -> argparse.ArgumentParser:
                        help="lineart, photos, 291 (T91 + BSD200), a registered set or a folder of images")
     train.add_argument("--out", required=True, metavar="DIR", help="run folder (created if needed)")
     budget = train.add_mutually_exclusive_group(required=True)
-    budget.add_argument("--epochs", type=_positive, help="stop after N epochs")
-    budget.add_argument("--iterations", type=_positive, help="stop after N batches")
-    budget.add_argument("--seconds", type=float, help="stop after S seconds of training")
+    budget.add_argument("--epochs", type=_positive, help="stop after N epochs in all")
+    budget.add_argument("--iterations", type=_positive, help="stop after N batches in all")
+    budget.add_argument("--seconds", type=float,
+                        help="stop once the run has trained S seconds in all (a resumed run counts its "
+                             "earlier sessions; validation excluded)")
     defaults = {name: f.default for name, f in training.TrainConfig.__dataclass_fields__.items()}
     train.add_argument("--seed", type=int, help=f"random seed (default {defaults['seed']})")
     train.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: the fastest present)")

@@ -43,7 +43,17 @@ Images = Sequence[tuple[str, np.ndarray]]
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the last good checkpoint is left on disk."""
+    """The loss became NaN, infinite or exploded, or validation collapsed; the last good
+    checkpoint is left on disk."""
+
+
+# A batch MSE above this is an RMS error of 10x the whole [0, 1] intensity range: a fresh
+# network may pass 1 for a step, one that is learning never gets here, one that diverged
+# does (VDSR's SGD once reached 2e12).
+LOSS_LIMIT = 100.0
+# Validation more than this many dB below both the interpolation baseline and the run's best
+# so far is a collapse, not noise (a fresh network may start far below the baseline, hence both).
+COLLAPSE_DB = 10.0
 
 
 # --- data -----------------------------------------------------------------------------------
@@ -401,6 +411,15 @@ def validation_pairs(images: Images, scale: int, degrade: str = "bicubic") -> li
     return pairs
 
 
+def interpolation_psnr(pairs: Sequence[tuple[np.ndarray, np.ndarray]], scale: int) -> float:
+    """Mean protocol PSNR of MATLAB bicubic on validation pairs: the floor a network must beat."""
+    scores = []
+    for lr, hr_y in pairs:
+        up = color.round_half_away(np.clip(resample.imresize(lr.astype(np.float64), scale) * 255, 0, 255)).astype(np.uint8)
+        scores.append(metrics.psnr(up[:hr_y.shape[0], :hr_y.shape[1]], hr_y, crop=scale))
+    return float(np.mean(scores))
+
+
 @torch.no_grad()
 def validate(model: nn.Module, pairs: Sequence[tuple[np.ndarray, np.ndarray]], scale: int,
              device: torch.device | str = "cpu") -> tuple[float, float]:
@@ -497,6 +516,7 @@ class TrainResult:
     history: list[dict]
     out_dir: Path
     provenance: dict
+    trained: bool = True  # False when the checkpoint had already spent the budget
 
     @property
     def val_psnr(self) -> float | None:
@@ -581,7 +601,8 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, *, train_images: Imag
     """Train ``config.model`` on luma patches with its recipe and MSE, checkpointing into
     ``out_dir`` and resuming from the checkpoint found there. Images default to
     ``load_images(config.data)`` and ``load_images(config.val)``; without validation images
-    the history's val_psnr/val_ssim stay None. Raises TrainingDiverged on a NaN/Inf loss.
+    the history's val_psnr/val_ssim stay None. Raises TrainingDiverged on a NaN, infinite or
+    exploded loss (above ``LOSS_LIMIT``) and on a validation collapse (``COLLAPSE_DB``).
 
     ``initial``: start from a copy of this network (the one ``config`` describes) instead of
     a fresh one; its parameters with ``requires_grad`` False stay as they are, e.g. FSRCNN's
@@ -601,6 +622,7 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, *, train_images: Imag
                            augment=config.augment, patches_per_image=config.patches_per_image,
                            rescale=config.rescale, mix=config.mix_scales)
     val_pairs = validation_pairs(val_images, config.scale, config.degrade) if val_images else []
+    baseline = interpolation_psnr(val_pairs, config.scale) if val_pairs else None
     cuda = device.type == "cuda"
     memory_format = torch.channels_last if config.channels_last else torch.preserve_format
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda and config.bf16 else nullcontext()
@@ -636,22 +658,25 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, *, train_images: Imag
                     or (config.iterations is not None and state.iteration >= config.iterations)
                     or (config.seconds is not None and elapsed() >= config.seconds))
 
+        def kept(saved_at: str | None) -> str:
+            return (f"the last good checkpoint ({saved_at}) is kept in {out / CHECKPOINT}"
+                    if saved_at else "no checkpoint was written yet")
+
         bar = tqdm(total=min(totals) if totals else None, initial=state.iteration, disable=not progress,
                    unit="batch", desc=f"{config.model} x{config.scale}")
         model.train()
         finished = spent()
+        trained = not finished
         with bar:
             while not finished:
                 losses, lr_used = [], optimizer.param_groups[0]["lr"]
                 for lr, hr in dataset.batches(config.batch_size, config.seed, state.epoch, state.step):
                     value = _step(forward, optimizer, clip, autocast, lr.to(device, memory_format=memory_format),
                                   hr.to(device, memory_format=memory_format))
-                    if not math.isfinite(value):
-                        kept = (f"the last good checkpoint ({saved_at}) is kept in {out / CHECKPOINT}"
-                                if saved_at else "no checkpoint was written yet")
+                    if not value <= LOSS_LIMIT:  # NaN, inf or an explosion
                         raise TrainingDiverged(
-                            f"loss became {value} at epoch {state.epoch + 1}, iteration {state.iteration + 1} "
-                            f"(lr {optimizer.param_groups[0]['lr']:.3g}); {kept}; try a lower learning rate")
+                            f"loss became {value:.3g} at epoch {state.epoch + 1}, iteration {state.iteration + 1} "
+                            f"(lr {optimizer.param_groups[0]['lr']:.3g}); {kept(saved_at)}; try a lower learning rate")
                     losses.append(value)
                     state.step += 1
                     state.iteration += 1
@@ -671,6 +696,12 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, *, train_images: Imag
                     paused = time.perf_counter()
                     entry["val_psnr"], entry["val_ssim"] = validate(model, val_pairs, config.scale, device)
                     started += time.perf_counter() - paused  # validating is not training: off the clock
+                    best = max([h["val_psnr"] for h in state.history if h["val_psnr"] is not None], default=-math.inf)
+                    if entry["val_psnr"] < min(best, baseline) - COLLAPSE_DB:
+                        raise TrainingDiverged(
+                            f"validation PSNR fell to {entry['val_psnr']:.2f} dB at epoch {entry['epoch']}, "
+                            f"{baseline - entry['val_psnr']:.1f} dB below interpolation ({baseline:.2f} dB) "
+                            f"and the run's best; {kept(saved_at)}; try a lower learning rate")
                     bar.set_postfix(loss=f"{entry['loss']:.3g}", val_psnr=f"{entry['val_psnr']:.2f}")
                 state.history.append(entry)
                 if finished or (completed and state.epoch % config.checkpoint_every == 0):
@@ -678,4 +709,4 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, *, train_images: Imag
                     _save(out, config, model, optimizer, scheduler, state, info)
                     saved_at = f"epoch {state.epoch}, iteration {state.iteration}"
     model.eval()
-    return TrainResult(model, state.history, out, info)
+    return TrainResult(model, state.history, out, info, trained)

@@ -462,3 +462,13 @@ def test_ctrl_c_prints_one_line_exits_130_and_leaves_no_output(folder, tmp_path,
     status = cli.main(["upscale", str(folder / "a_rgb.png"), "-o", str(tmp_path / "o.png"), "--scale", "2"])
     assert status == 130 and capsys.readouterr().err == "srlib: interrupted\n"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_resumed_run_with_nothing_left_to_train_keeps_its_weights_and_says_so(capsys, folder, tmp_path):
+    run = tmp_path / "run"
+    status, _, err = _in_process(capsys, *_train_arguments(folder, run, "--epochs", "1", "--val", str(folder)))
+    assert status == 0, err
+    weights = (run / "weights.pt").read_bytes()
+    status, out, err = _in_process(capsys, *_train_arguments(folder, run, "--epochs", "1", "--val", str(folder)))
+    assert (status, err) == (0, "") and "nothing to do" in out and "validation" not in out
+    assert (run / "weights.pt").read_bytes() == weights

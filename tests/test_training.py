@@ -457,3 +457,41 @@ def test_an_initial_network_of_another_scale_is_refused(images, tmp_path):
     with pytest.raises(ValueError, match="initial network is fsrcnn x3 .* asks for fsrcnn x2"):
         training.train(config(model="fsrcnn", options={}, iterations=1), tmp_path, train_images=images, progress=False,
                        initial=models.build("fsrcnn", 3))
+
+
+def test_an_exploding_loss_stops_the_run_and_keeps_the_last_good_checkpoint(images, tmp_path, monkeypatch):
+    training.train(config(epochs=1), tmp_path, train_images=images, progress=False)
+    kept = (tmp_path / training.CHECKPOINT).read_bytes()
+    real_step = training._step
+    calls = []
+
+    def exploding(*args):
+        calls.append(1)
+        return 1.98e12 if len(calls) == 2 else real_step(*args)
+    monkeypatch.setattr(training, "_step", exploding)
+    with pytest.raises(training.TrainingDiverged, match=r"loss became 1.98e\+12 at epoch 2.*epoch 1, iteration 2"):
+        training.train(config(epochs=3), tmp_path, train_images=images, progress=False)
+    assert (tmp_path / training.CHECKPOINT).read_bytes() == kept
+
+
+def test_validation_collapsing_far_below_interpolation_stops_the_run(images, tmp_path, monkeypatch):
+    baseline = training.interpolation_psnr(training.validation_pairs(images, 2), 2)
+    scores = iter([baseline + 1, baseline - 2 * training.COLLAPSE_DB])
+    monkeypatch.setattr(training, "validate", lambda *args: (next(scores), 0.5))
+    with pytest.raises(training.TrainingDiverged, match=r"validation PSNR fell to .* at epoch 2.*epoch 1, iteration 2"):
+        training.train(config(epochs=3), tmp_path, train_images=images, val_images=images, progress=False)
+    state = torch.load(tmp_path / training.CHECKPOINT, weights_only=True)
+    assert state["epoch"] == 1
+
+
+def test_a_fresh_network_far_below_interpolation_is_not_a_collapse(images, tmp_path, monkeypatch):
+    baseline = training.interpolation_psnr(training.validation_pairs(images, 2), 2)
+    monkeypatch.setattr(training, "validate", lambda *args: (baseline - 2 * training.COLLAPSE_DB, 0.1))
+    result = training.train(config(epochs=2), tmp_path, train_images=images, val_images=images, progress=False)
+    assert result.history[-1]["epoch"] == 2
+
+
+def test_interpolation_psnr_is_the_protocols_bicubic_score_up_to_the_lr_rounding(images):
+    score = training.interpolation_psnr(training.validation_pairs(images, 2), 2)
+    protocol = metrics.evaluate_set(images, 2, lambda lr, s: resample.imresize(lr, s))["psnr"]
+    assert score == pytest.approx(protocol, abs=0.1)  # validation's LR is float, the protocol's uint8
