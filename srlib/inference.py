@@ -30,7 +30,8 @@ import torch
 from torch import nn
 
 from . import __version__, metrics, models
-from .color import rgb_to_y, rgb_to_ycbcr, round_half_away, upscale_rgb
+from .color import rgb_to_y, rgb_to_ycbcr, round_half_away, ycbcr_to_rgb
+from .resample import resize
 from .imageio import atomic_write
 from .training import default_device
 
@@ -283,23 +284,32 @@ def _resolve(model_or_name: nn.Module | str, scale: int | None, weights: str | o
     return load_pretrained(model_or_name, scale)
 
 
+# Input pixels per strip of ``upscale``: at x4 a strip's float32 planes take about 400 MB.
+STRIP_PIXELS = 1 << 20
+
+
 def upscale(image: np.ndarray, model_or_name: nn.Module | str, scale: int | None = None, *,
             weights: str | os.PathLike | None = None, tile: int | None = 512,
             device: str | torch.device | None = None) -> np.ndarray:
     """Upscale a uint8 grey (H, W), RGB (H, W, 3) or RGBA (H, W, 4) image with a network.
 
     ``model_or_name``: a model (moved to ``device`` when one is given), or a registry name
-    with a ``weights`` file or, without one, a pretrained entry for ``scale``. Luma goes
-    through the network in tiles (see ``upscale_luma``); chroma and alpha are Lanczos-3
-    upscaled (``srlib.color.upscale_rgb``).
+    with a ``weights`` file or, without one, a pretrained entry for ``scale``. The image is
+    worked in strips of rows (``STRIP_PIXELS``), each widened by the network's receptive
+    field and the chroma kernel's reach so that strips join without seams: memory stays
+    bounded whatever the image's size, beside the input and the output. In each strip,
+    studio-range YCbCr in float32, the luma through the network in tiles of ``tile`` LR
+    pixels (see ``upscale_luma``), Cb and Cr with Lanczos-3, back to RGB rounded as
+    MATLAB; alpha with Lanczos-3 too. The result equals ``srlib.color.upscale_rgb`` with the
+    network up to float32 rounding (at most one grey level, on a few pixels).
     """
     if isinstance(image, torch.Tensor):
         raise ValueError("upscale takes a uint8 image array (H, W[, C]) as read_image gives; for a tensor "
                          "(C, H, W) pass image.permute(1, 2, 0).numpy(), for a luma batch use upscale_luma")
     model = _resolve(model_or_name, scale, weights)
     array = np.asarray(image)
-    if array.ndim < 2:
-        raise ValueError(f"expected an image (H, W), (H, W, 3) or (H, W, 4), got shape {array.shape}")
+    if array.dtype != np.uint8 or not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (3, 4))):
+        raise ValueError(f"expected a uint8 image (H, W), (H, W, 3) or (H, W, 4), got {array.dtype} {array.shape}")
     need = min_input_size(model)
     if min(array.shape[:2]) < need:
         raise ValueError(f"a {array.shape[1]}x{array.shape[0]} image is too small for {model.name} "
@@ -308,13 +318,40 @@ def upscale(image: np.ndarray, model_or_name: nn.Module | str, scale: int | None
         model.to(device)
     elif not isinstance(model_or_name, nn.Module):
         model.to(default_device())
+    s, (height, width) = int(model.scale), array.shape[:2]
+    out = np.empty((height * s, width * s, *array.shape[2:]), dtype=np.uint8)
+    halo = max(int(model.receptive_field), _CHROMA_REACH)
+    rows = max(1, STRIP_PIXELS // width)
+    for y0 in range(0, height, rows):
+        y1 = min(height, y0 + rows)
+        w0, w1 = max(0, y0 - halo), min(height, y1 + halo)
+        strip = _upscale_strip(model, array[w0:w1], tile)
+        out[y0 * s:y1 * s] = strip[(y0 - w0) * s:(y1 - w0) * s]
+    return out
+
+
+_CHROMA_REACH = 4  # LR rows a Lanczos-3 upscaled row depends on, each side (its support, 3, + 1)
+
+
+def _upscale_strip(model: nn.Module, strip: np.ndarray, tile: int | None) -> np.ndarray:
+    """``upscale`` of one strip, whole: float32 colour work around the network's luma."""
+    s = int(model.scale)
     target = next(model.parameters()).device
-
-    def network_luma(y: np.ndarray) -> np.ndarray:
-        lr = torch.from_numpy(y / 255.0).to(device=target, dtype=torch.float32)[None, None]
-        return upscale_luma(model, lr, tile=tile)[0, 0].cpu().numpy().astype(np.float64) * 255.0
-
-    return upscale_rgb(array, model.scale, network_luma)
+    colour = np.repeat(strip[..., None], 3, axis=2) if strip.ndim == 2 else strip[..., :3]
+    rgb = torch.from_numpy(np.ascontiguousarray(colour)).to(target).permute(2, 0, 1).to(torch.float32)
+    ycc = rgb_to_ycbcr(rgb, "studio")
+    del rgb
+    luma = upscale_luma(model, (ycc[:1] / 255.0)[None], tile=tile)[0] * 255.0
+    chroma = resize(ycc[1:], s, kernel="lanczos3")
+    del ycc
+    up = ycbcr_to_rgb(torch.cat([luma, chroma]), "studio")
+    del luma, chroma
+    up = torch.floor(up.clamp_(0, 255).add_(0.5)).to(torch.uint8).permute(1, 2, 0).cpu().numpy()  # halves up
+    if strip.ndim == 2:
+        return np.ascontiguousarray(up[..., 0])
+    if strip.shape[2] == 4:
+        return np.concatenate([up, resize(strip[..., 3], s, kernel="lanczos3")[..., None]], axis=2)
+    return up
 
 
 def protocol_scores(model: nn.Module, lr: np.ndarray, hr: np.ndarray, *, tile: int | None = 512) -> dict[str, float]:

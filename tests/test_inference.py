@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from srlib import data, inference, metrics, models
+from srlib import color, data, inference, metrics, models
 from srlib.color import rgb_to_ycbcr, round_half_away
 from srlib.data import make_pair
 from srlib.inference import PretrainedNotFound, WeightsError
@@ -344,3 +344,16 @@ def test_a_bare_import_srlib_reaches_every_module():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=Path(__file__).resolve().parents[1])
     assert done.stdout.split() == ["imresize", "upscale"], done.stderr
+
+
+@pytest.mark.parametrize("channels", [None, 3, 4])
+def test_strips_join_without_seams_and_match_the_float64_pipeline_to_a_grey_level(channels, monkeypatch):
+    model = randomised(models.SPVDSR(3, depth=3))
+    image = smooth_image(41, 23, channels=channels) if channels != 4 else np.concatenate(
+        [smooth_image(41, 23), smooth_image(41, 23, channels=None, seed=5)[..., None]], axis=2)
+    whole = inference.upscale(image, model, tile=None)
+    monkeypatch.setattr(inference, "STRIP_PIXELS", 23 * 5)  # strips of 5 rows, narrower than the halo
+    assert np.array_equal(inference.upscale(image, model, tile=None), whole)
+    reference = color.upscale_rgb(image, 3, lambda y: network_luma(model, y))
+    difference = np.abs(whole.astype(int) - reference)
+    assert difference.max() <= 1 and (difference > 0).mean() < 0.01
