@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, data, imageio, inference, metrics, models, reproduce, resample, training
+from . import __version__, data, imageio, inference, metrics, models, reproduce, resample, training, video
 
 # "bicubic" is MATLAB's imresize (the protocol's baseline); every other name is an
 # srlib.resample kernel applied with resize().
@@ -99,13 +99,15 @@ def _network(args: argparse.Namespace):
 
 def _cmd_upscale(args: argparse.Namespace) -> int:
     source, output = Path(args.input), Path(args.output)
+    if output.exists() and source.exists() and output.samefile(source) and not args.force:
+        raise ValueError(f"{output}: is the input; write elsewhere or add --force to replace it")
+    if video.is_video(source) or video.is_video(output):
+        return _upscale_video(args, source, output)
     output_format = imageio.output_format(output)
     if args.quality is not None and output_format not in ("JPEG", "WEBP"):
         raise ValueError(f"--quality applies to JPEG and WebP output, not {output_format}")
     if not output.parent.is_dir():
         raise FileNotFoundError(f"{output.parent}: no such folder for the output")
-    if output.exists() and source.exists() and output.samefile(source) and not args.force:
-        raise ValueError(f"{output}: is the input image; write elsewhere or add --force to replace it")
     info = imageio.read_info(source)
     imageio.output_format(output, info.width * args.scale, info.height * args.scale)  # before any work
     network = _network(args)
@@ -119,6 +121,24 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
         raise ValueError(f"{source}: {exc}") from None
     imageio.write_image(output, result, quality=args.quality, info=info)
     print(f"{output}: {result.shape[1]}x{result.shape[0]} pixels ({network.name} x{network.scale})")
+    return 0
+
+
+def _upscale_video(args: argparse.Namespace, source: Path, output: Path) -> int:
+    """`srlib upscale` for a video: frames streamed through the network (srlib.video)."""
+    if not (video.is_video(source) and video.is_video(output)):
+        raise ValueError(f"a video goes to a video and an image to an image ({source.name} -> {output.name}; "
+                         f"videos: {', '.join(video.SUFFIXES)})")
+    if args.quality is not None:
+        raise ValueError("--quality applies to JPEG and WebP images; videos are H.264 at CRF 18")
+    if not source.is_file():
+        raise FileNotFoundError(f"{source}: no such video file")
+    if not output.parent.is_dir():
+        raise FileNotFoundError(f"{output.parent}: no such folder for the output")
+    network = _network(args)
+    report = video.upscale_video(source, output, network, tile=args.tile)
+    print(f"{output}: {report.frames} frames of {report.width}x{report.height} ({network.name} x{network.scale}), "
+          f"{report.fps:.1f} frames/s")
     return 0
 
 
@@ -272,13 +292,17 @@ def _parser() -> argparse.ArgumentParser:
         "upscale", help="upscale an image with a trained network",
         description="Luma through the network (in overlapping tiles), chroma and alpha with "
                     "Lanczos-3. Grey, RGB and RGBA images; the output format follows its suffix. "
-                    "Without --model, the best photo network shipped for --scale (see `srlib models`).")
-    upscale_command.add_argument("input", metavar="IN", help="image file to upscale")
-    upscale_command.add_argument("-o", "--output", required=True, metavar="OUT", help="image file to write")
+                    "Without --model, the best photo network shipped for --scale (see `srlib models`). "
+                    "Videos stream frame by frame: luma through the network, chroma with Lanczos-3, "
+                    "frame rate and audio kept, H.264 out.")
+    upscale_command.add_argument("input", metavar="IN", help="image or video file to upscale")
+    upscale_command.add_argument("-o", "--output", required=True, metavar="OUT",
+                                 help=f"image or video file to write (videos: {', '.join(video.SUFFIXES)})")
     upscale_command.add_argument("--scale", required=True, type=_scale, help="upscaling factor, an integer >= 2")
     _network_arguments(upscale_command, default="the best shipped photo network for --scale")
     upscale_command.add_argument("--tile", type=_positive, default=512,
-                                 help="tile side in input pixels; bounds the network's memory (default 512)")
+                                 help="the network runs on tiles of this many input pixels a side, which bounds its memory; "
+                                      "colour work goes in strips of about a megapixel (default 512)")
     upscale_command.add_argument("--quality", type=_quality, metavar="Q",
                                  help="JPEG/WebP quality, 1-100 (default 95)")
     upscale_command.add_argument("--force", action="store_true", help="allow OUT to replace IN")

@@ -390,7 +390,7 @@ def test_a_device_the_machine_lacks_is_one_line_and_exit_2(command, device, mess
 def test_upscale_refuses_to_replace_its_input_unless_forced(folder, tmp_path):
     source = tmp_path / "photo.png"
     source.write_bytes((folder / "a_rgb.png").read_bytes())
-    _assert_one_line_error(srlib("upscale", str(source), "-o", str(source), "--scale", "2"), "is the input image", "--force")
+    _assert_one_line_error(srlib("upscale", str(source), "-o", str(source), "--scale", "2"), "is the input", "--force")
     assert source.read_bytes() == (folder / "a_rgb.png").read_bytes()
     assert srlib("upscale", str(source), "-o", str(source), "--scale", "2", "--force").returncode == 0
     assert read_image(source).shape == (80, 104, 3)
