@@ -16,7 +16,6 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import ndimage
 
 from .color import rgb_to_y
 from .data import modcrop
@@ -109,6 +108,8 @@ def _valid_means(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor) -> 
         rows, cols = g.view(1, 1, -1, 1).repeat(5, 1, 1, 1), g.view(1, 1, 1, -1).repeat(5, 1, 1, 1)
         means = F.conv2d(F.conv2d(torch.cat(moments, dim=1), rows, groups=5), cols, groups=5)
         return list(means.split(1, dim=1))
+    from scipy import ndimage  # here, not at the top: it costs `srlib upscale` 0.3 s to import
+
     r = SSIM_WINDOW // 2  # scipy filters at every pixel; keep the positions free of padding
     return [ndimage.correlate1d(ndimage.correlate1d(m, g, axis=0), g, axis=1)[r:-r, r:-r] for m in moments]
 
