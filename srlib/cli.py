@@ -295,7 +295,7 @@ def _parser() -> argparse.ArgumentParser:
                     "Without --model, the best photo network shipped for --scale (see `srlib models`). "
                     "Videos stream frame by frame: luma through the network, chroma with Lanczos-3, "
                     "frame rate and audio kept, H.264 out. PNGs are written with fast compression (zlib level 1: "
-                    "about twice as fast as level 6, files about 10%% larger); EXIF, ICC profile kept.")
+                    "about twice as fast as level 6, files about 10% larger); EXIF, ICC profile kept.")
     upscale_command.add_argument("input", metavar="IN", help="image or video file to upscale")
     upscale_command.add_argument("-o", "--output", required=True, metavar="OUT",
                                  help=f"image or video file to write (videos: {', '.join(video.SUFFIXES)})")
