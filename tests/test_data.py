@@ -289,7 +289,7 @@ def test_make_pair_shrinks_the_cropped_image_with_matlab_bicubic():
     np.testing.assert_array_equal(lr, resample.imresize(hr[:48, :36], 1 / 3))
 
 
-# --- the protocol's bicubic baselines (REFERENCES §1; VDSR paper, Table 3) -------------------
+# --- the protocol's bicubic baselines (Kim et al. 2016, VDSR, Table 3) -------------------
 
 PUBLISHED_BICUBIC = {("Set5", 2): 33.66, ("Set5", 3): 30.39, ("Set5", 4): 28.42,
                      ("BSD100", 2): 29.56, ("BSD100", 3): 27.21, ("BSD100", 4): 25.96}

@@ -159,7 +159,7 @@ def test_bad_images_raise_one_clear_error():
         resize(np.zeros(8), 2)
 
 
-# --- MATLAB imresize conventions (REFERENCES.md §1, step 2) ---------------------------------
+# --- MATLAB imresize conventions (srlib.resample.imresize's docstring) ---------------------------------
 
 def test_imresize_output_size_is_ceil_of_scaled_size():
     img = np.zeros((100, 101), np.uint8)
