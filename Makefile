@@ -33,6 +33,7 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 execute: export SRLIB_RESULTS_DIR := $(CURDIR)/results
 execute: $(STAMP)
 	@mkdir -p _build/figures
+	$(BIN)/python scripts/sync_install_cells.py
 	for nb in $(CHAPTERS); do \
 	    $(PINNED) $(BIN)/papermill --cwd book --log-level WARNING $$nb $$nb \
 	        $(if $(filter-out quick,$(PROFILE)),-p profile $(PROFILE)) || exit 1; \

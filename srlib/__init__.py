@@ -10,6 +10,7 @@ Modules, each readable on its own:
   models    the networks: SRCNN, FSRCNN, ESPCN, VDSR and the article's SP-VDSR
   training  patches, the papers' recipes, a resumable and reproducible training loop
   inference weights files and tiled upscaling of real images
+  video     upscaling videos frame by frame (PyAV)
   results   results files with provenance, and the ledger of the article's claims
   reproduce the leaderboard's paper-scale runs of every network, and the papers' numbers
   plots     figure helpers shared by the chapters
@@ -19,7 +20,7 @@ import importlib
 
 __version__ = "0.1.0"
 _MODULES = ("resample", "color", "metrics", "data", "samples", "imageio", "models", "training",
-            "inference", "results", "reproduce", "plots", "portable", "cli")
+            "inference", "video", "results", "reproduce", "plots", "portable", "cli")
 
 
 def __getattr__(name: str):
@@ -28,4 +29,3 @@ def __getattr__(name: str):
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'srlib' has no attribute {name!r}")
 
-REPO_URL = "https://github.com/sr-companion/ml-super-resolution-book"

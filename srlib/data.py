@@ -4,7 +4,9 @@ Every set is a folder ``<data_root()>/<name>`` of original high-resolution image
 (``Set5/baby_GT.bmp``, ``BSD100/101085.png``, ...). ``DATASETS`` records, for each set,
 its role and, where srlib knows them, the exact files (name, sha256, size, public URL),
 read from ``datasets.json``. ``download`` fetches such a set and checks every byte;
-``load_set`` reads it; ``make_pair`` builds the protocol's LR input from an HR image.
+``fetch`` downloads whichever of a chapter's sets are missing, with a progress bar (what a
+chapter does on Colab); ``load_set`` reads a set; ``make_pair`` builds the protocol's LR
+input from an HR image.
 """
 import hashlib
 import http.client
@@ -14,9 +16,10 @@ import urllib.request
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from . import resample
 from .imageio import ImageError, atomic_write, read_image
@@ -142,14 +145,27 @@ def _read_opaque(path: Path, min_size: int | None) -> np.ndarray:
     return image
 
 
-def download(name: str, root: str | os.PathLike | None = None, *, base_url: str | None = None) -> Path:
+def fetch(names: Sequence[str], *, base_url: str | None = None) -> list[Path]:
+    """Download the sets among ``names`` that ``data_root()`` lacks (once: present sets are
+    not fetched again), showing the bytes as they arrive; returns every set's folder."""
+    absent = missing(names)
+    total = sum(entry.size for name in absent for entry in DATASETS[name].files)
+    with tqdm(total=total, unit="B", unit_scale=True, desc=", ".join(absent) or "data",
+              disable=not absent) as bar:
+        for name in absent:
+            download(name, base_url=base_url, progress=bar.update)
+    return [data_root() / _lookup(name).name for name in names]
+
+
+def download(name: str, root: str | os.PathLike | None = None, *, base_url: str | None = None,
+             progress: Callable[[int], object] | None = None) -> Path:
     """Fetch a registered set into ``<root>/<name>`` (root defaults to ``data_root()``).
 
     Every file is checked against the registry's size and sha256 before it is moved into
     place; a file that fails the check is refused with ``DownloadError`` and leaves
     nothing behind. Files already present and intact are kept. ``base_url`` replaces the
-    registry's URLs by ``<base_url>/<file name>`` (a mirror, or a local test server).
-    Returns the set's folder.
+    registry's URLs by ``<base_url>/<file name>`` (a mirror, or a local test server);
+    ``progress(n)`` is told of every n bytes received. Returns the set's folder.
     """
     dataset = _lookup(name)
     if dataset is None:
@@ -167,7 +183,7 @@ def download(name: str, root: str | os.PathLike | None = None, *, base_url: str 
             if target.is_file() and _is_intact(target, entry):
                 continue
             url = f"{base_url.rstrip('/')}/{entry.name}" if base_url else entry.url
-            _fetch(url, target, entry)
+            _fetch(url, target, entry, progress)
     except BaseException:
         if created:
             with suppress(OSError):
@@ -187,7 +203,7 @@ def _is_intact(path: Path, entry: DataFile) -> bool:
     return digest.hexdigest() == entry.sha256
 
 
-def _fetch(url: str, target: Path, entry: DataFile) -> None:
+def _fetch(url: str, target: Path, entry: DataFile, progress: Callable[[int], object] | None = None) -> None:
     """Stream ``url`` into a temporary file beside ``target``, verify it, then move it in."""
 
     def stream(out) -> None:
@@ -200,6 +216,8 @@ def _fetch(url: str, target: Path, entry: DataFile) -> None:
                         raise DownloadError(f"{url}: longer than the expected {entry.size} bytes; refused")
                     digest.update(chunk)
                     out.write(chunk)
+                    if progress is not None:
+                        progress(len(chunk))
         except (OSError, http.client.HTTPException) as exc:
             if isinstance(exc, DownloadError):
                 raise

@@ -330,6 +330,15 @@ def filter_grid(weights, *, ncols: int = 16, size: float = 0.45) -> plt.Figure:
 
 def glue(name: str, value, display: bool = False) -> None:
     """myst-nb's ``glue`` for numbers in the prose: numpy scalars are passed on as Python
-    numbers, whose text myst-nb can format (numpy 2 prints them as ``np.float64(...)``)."""
-    from myst_nb import glue as myst_glue
-    myst_glue(name, value.item() if isinstance(value, np.generic) else value, display=display)
+    numbers, whose text myst-nb can format (numpy 2 prints them as ``np.float64(...)``).
+    Outside the book's build (Colab, a plain Jupyter without myst-nb) nothing is glued and
+    the value is only shown when ``display`` asks for it."""
+    value = value.item() if isinstance(value, np.generic) else value
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        if display:
+            from IPython.display import display as show
+            show(value)
+        return
+    myst_glue(name, value, display=display)

@@ -61,3 +61,27 @@ def test_chapter_3_without_benchmark_data_glues_every_key_and_its_page_builds(tm
     build = subprocess.run([str(Path(sys.executable).parent / "jupyter-book"), "build", str(site), "-W", "-n", "--keep-going"],
                            env=env, capture_output=True, text=True)
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+
+
+def _sync_script():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("sync_install_cells", ROOT / "scripts" / "sync_install_cells.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("path", sorted(BOOK.glob("*.ipynb")), ids=lambda p: p.stem)
+def test_install_cell_follows_the_repository_url_of_config_and_fetches_the_chapters_data(path):
+    sync = _sync_script()
+    notebook = json.loads(path.read_text())
+    cell = sync.first_code_cell(notebook)
+    assert "".join(cell["source"]) == sync.expected(notebook, sync.repository_url()), \
+        "run `python scripts/sync_install_cells.py` (make execute does)"
+    assert "remove-cell" in cell["metadata"].get("tags", [])
+
+
+def test_no_chapter_needs_myst_nb_outside_the_book_build():
+    for path in sorted(BOOK.glob("*.ipynb")):
+        code = "".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code")
+        assert "myst_nb" not in code, path.name

@@ -190,6 +190,21 @@ def test_download_fetches_and_verifies_every_file(tiny):
         assert (folder / name).read_bytes() == (served / name).read_bytes()
 
 
+def test_fetch_downloads_only_the_missing_sets_once_counting_every_byte(tiny, monkeypatch, capsys):
+    served, url, root = tiny
+    monkeypatch.setenv(data.ENV_VAR, str(root))
+    real, counted = data.download, []
+
+    def counting(*args, progress=None, **kwargs):
+        return real(*args, progress=lambda n: (counted.append(n), progress(n)), **kwargs)
+    monkeypatch.setattr(data, "download", counting)
+    assert data.fetch(["Tiny"], base_url=url) == [root / "Tiny"]
+    assert "Tiny" in capsys.readouterr().err  # the progress bar
+    assert sum(counted) == sum((served / name).stat().st_size for name in ("one.png", "two.png"))
+    counted.clear()
+    assert data.fetch(["Tiny"], base_url=url) == [root / "Tiny"] and counted == []  # present: not fetched again
+
+
 def test_download_keeps_intact_files_without_fetching_again(tiny):
     served, url, root = tiny
     data.download("Tiny", root, base_url=url)
