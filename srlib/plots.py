@@ -276,6 +276,35 @@ def compare_crops(images: dict[str, np.ndarray], box: tuple[int, int, int, int],
     return fig
 
 
+def cost_quality(runs: list[dict], baselines: dict[int, float], targets: dict[str, float] | None = None) -> plt.Figure:
+    """Set5 validation PSNR against training CPU time (hours, log scale), one panel per scale:
+    each run of ``srlib.results.pretrained_runs`` a curve ending at its protocol score (a dot),
+    ``baselines`` (scale -> PSNR) a dashed line, ``targets`` ("model xS" -> PSNR) a star."""
+    scales = sorted({run["scale"] for run in runs})
+    if not scales:
+        raise ValueError("cost_quality needs at least one run")
+    fig, axes = plt.subplots(1, len(scales), figsize=(3.0 * len(scales) + 1.0, 3.4), squeeze=False)
+    colours = {model: f"C{i}" for i, model in enumerate(sorted({run["model"] for run in runs}))}
+    for ax, scale in zip(axes[0], scales):
+        for run in (r for r in runs if r["scale"] == scale):
+            points = [(h["wall_time"] / 3600, h["val_psnr"]) for h in run["history"] if h.get("val_psnr") is not None]
+            hours, psnr = zip(*points)
+            colour = colours[run["model"]]
+            ax.plot(hours, psnr, "-", color=colour, lw=1.2, label=run["name"])
+            ax.plot(run["wall_time"] / 3600, run["scores"][run["model"]]["Set5"]["psnr"], "o", color=colour, ms=4)
+            target = (targets or {}).get(f"{run['model']} x{scale}")
+            if target is not None:
+                ax.plot(run["wall_time"] / 3600, target, "*", color=colour, ms=9, mec="k", mew=0.5)
+        if scale in baselines:
+            ax.axhline(baselines[scale], color="0.4", ls="--", lw=1, label=f"bicubic ({baselines[scale]:.2f} dB)")
+        ax.set(xscale="log", xlabel="training time (CPU hours, log)", title=f"×{scale}")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7, loc="lower right")
+    axes[0][0].set_ylabel("Set5 PSNR (dB)")
+    fig.tight_layout()
+    return fig
+
+
 def training_curves(histories: dict[str, list[dict]], *, references: dict[str, float] | None = None,
                     x: str = "epoch", psnr_range: tuple[float, float] | None = None) -> plt.Figure:
     """Learning curves from srlib.training histories: validation PSNR (left, with optional

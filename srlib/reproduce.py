@@ -394,6 +394,13 @@ TARGETS = {"srcnn-x2": 36.5, "fsrcnn-x2": 36.9, "espcn-x2": 36.8, "vdsr-x2": 37.
 """Set5 ×2 PSNR (dB) each reproduction should reach; the deep SP-VDSR should reach VDSR's."""
 
 
+CPU_TARGETS = {("fsrcnn", 2): 36.94, ("fsrcnn", 3): 33.06, ("fsrcnn", 4): 30.55, ("espcn", 3): 32.55,
+               ("srcnn", 2): 36.34, ("srcnn", 3): 32.39, ("srcnn", 4): 30.09, ("vdsr", 2): 37.2}
+"""Set5 PSNR (dB) the networks trained on this project's CPU aim at: the papers' numbers for
+FSRCNN and ESPCN on the 91 images and for SRCNN 9-1-5 (Dong et al. 2016, TPAMI, 91 images),
+and 37.2 for VDSR (its paper's 37.53 took 4 GPU-hours). SP-VDSR aims at 1 dB above Lanczos-3."""
+
+
 def published(network: str, dataset: str, scale: int) -> Published | None:
     """The published number for a network (or "bicubic") on a set at a scale, or None."""
     return next((p for p in PUBLISHED if (p.network, p.dataset, p.scale) == (network, dataset, scale)), None)

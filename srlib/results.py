@@ -116,6 +116,17 @@ def record(name: str, profile: str, *, claims: dict[str, dict], data: dict | Non
     return path
 
 
+PRETRAINED_RESULTS = RESULTS_DIR / "pretrained"
+
+
+def pretrained_runs(folder: str | os.PathLike = PRETRAINED_RESULTS) -> list[dict]:
+    """The results files of the shipped weights (scripts/ship_weights.py), by scale then name:
+    protocol scores beside bicubic and Lanczos-3, the run's configuration, Set5 history and
+    provenance."""
+    runs = [json.loads(p.read_text()) for p in Path(folder).glob("*.json")]
+    return sorted(runs, key=lambda run: (run["scale"], run["name"]))
+
+
 def load_all(folder: str | os.PathLike = RESULTS_DIR) -> list[dict]:
     """Every results file in ``folder``, sorted by file name."""
     return [json.loads(p.read_text()) for p in sorted(Path(folder).glob("*.json"))]
