@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from srlib import plots
 from srlib.models import build
 from srlib.plots import compare_crops, describe_layers, draw_architecture, filter_grid, training_curves
 
@@ -170,3 +171,28 @@ def test_glue_passes_numpy_scalars_on_as_python_numbers(monkeypatch):
     plots.glue("x", np.float64(1.5))
     plots.glue("n", np.int64(3))
     assert seen == {"x": 1.5, "n": 3} and type(seen["x"]) is float and type(seen["n"]) is int
+
+
+def test_most_improved_box_finds_the_window_where_the_better_image_gains_most():
+    reference = np.zeros((40, 50, 3))
+    worse, better = reference.copy(), reference.copy()
+    worse[10:20, 30:40] = 5      # an error the better image fixes
+    better[0:5, 0:5] = 1         # and a small one it adds elsewhere
+    assert plots.most_improved_box(reference, better, worse, 10) == (10, 30, 10, 10)
+
+
+def test_cost_quality_draws_one_panel_per_scale_with_a_curve_per_run():
+    def run(name, model, scale):
+        history = [{"wall_time": t, "val_psnr": 30 + t / 1000} for t in (36.0, 360.0, 3600.0)]
+        return {"name": name, "model": model, "scale": scale, "wall_time": 3600.0, "history": history,
+                "scores": {model: {"Set5": {"psnr": 33.7}}}}
+    fig = plots.cost_quality([run("a-x2", "espcn", 2), run("b-x2", "spvdsr", 2), run("c-x3", "espcn", 3)],
+                             {2: 33.0}, {"espcn x2": 34.0})
+    left, right = fig.axes
+    assert (left.get_title(), right.get_title()) == ("×2", "×3")
+    assert [line.get_label() for line in left.lines if not line.get_label().startswith("_")] == [
+        "a-x2", "b-x2", "bicubic (33.00 dB)"]
+    assert left.get_xscale() == "log"
+    plt.close(fig)
+    with pytest.raises(ValueError, match="at least one run"):
+        plots.cost_quality([], {})
