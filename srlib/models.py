@@ -347,7 +347,8 @@ class SPVDSR(SRNetwork):
     (+ interpolation)                       output = interpolate(lr) + residual
     ==================  ======  ==========  ==========================================
 
-    Leaky ReLU because a residual is as often negative as positive. Parameters for (5, 8):
+    Leaky ReLU as the article chose (it keeps hidden units from dying; the output is linear
+    either way, so the sign of the residual does not need it). Parameters for (5, 8):
     9·8 + 4·9·8² + 9·8·scale² = 2,664 (×2), 3,024 (×3), 3,528 (×4). MACs per output pixel
     (interpolation not counted; a separable Lanczos-3 adds about ten multiply-adds per
     output pixel): 2,376 / scale² + 72 = 666 (×2), 336 (×3), 220.5 (×4) — a thousandth of VDSR.
