@@ -132,11 +132,16 @@ def load_all(folder: str | os.PathLike = RESULTS_DIR) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(Path(folder).glob("*.json"))]
 
 
-def ledger(folder: str | os.PathLike = RESULTS_DIR) -> list[dict]:
-    """One row per claim C1–C12: the article's value beside every measurement of it.
+QUICK_ONLY = "not testable at this budget"
 
-    A claim measured under several profiles gets one row per profile (full first); a claim
-    nobody has measured yet says so.
+
+def ledger(folder: str | os.PathLike = RESULTS_DIR) -> list[dict]:
+    """One row per claim C1–C12 and condition: the article's value beside its measurements.
+
+    Converged runs lead: a chapter's full-profile row replaces its quick one, rows of other
+    chapters (other conditions) stay, identical rows appear once. A minutes-long quick run
+    never makes a claim "not reproduced": its verdict then reads "not testable at this
+    budget" (its number is kept, labelled as such). A claim nobody has measured says so.
     """
     measured: dict[str, list[dict]] = {}
     for result in load_all(folder):
@@ -147,10 +152,21 @@ def ledger(folder: str | os.PathLike = RESULTS_DIR) -> list[dict]:
                 "commit": (prov["git_commit"] or "unknown")[:10], "source": result["name"]})
     rows = []
     for claim in CLAIMS:
-        found = sorted(measured.get(claim.id, []), key=lambda r: r["profile"] != "full")
+        found = measured.get(claim.id, [])
+        with_full = {r["source"] for r in found if r["profile"] == "full"}
+        kept, seen = [], set()
+        for row in sorted(found, key=lambda r: r["profile"] != "full"):
+            key = (row["source"] if row["profile"] == "full" or row["source"] in with_full else None,
+                   row["measured"], row["conditions"])
+            if (row["profile"] != "full" and row["source"] in with_full) or key in seen:
+                continue
+            seen.add(key)
+            kept.append(row)
+        kept = [{**r, "verdict": QUICK_ONLY} if r["profile"] != "full" and r["verdict"] == "not reproduced" else r
+                for r in kept]
         base = {"id": claim.id, "claim": claim.text, "article": claim.article, "chapter": claim.chapter}
-        if not found:
+        if not kept:
             rows.append({**base, "measured": "—", "verdict": "not yet measured", "conditions": "—",
                          "profile": "—", "device": "—", "commit": "—"})
-        rows.extend({**base, **row} for row in found)
+        rows.extend({**base, **row} for row in kept)
     return rows

@@ -45,9 +45,23 @@ def test_ledger_lists_every_claim_and_marks_unmeasured_ones(monkeypatch, tmp_pat
     record("a", "quick", claims={"C1": {"measured": "q", "verdict": "reproduced", "conditions": "c"}})
     record("a", "full", claims={"C1": {"measured": "f", "verdict": "partly", "conditions": "c"}})
     rows = ledger(tmp_path)
-    assert [r["id"] for r in rows] == ["C1", "C1"] + [c.id for c in CLAIMS[1:]]
-    assert [r["profile"] for r in rows[:2]] == ["full", "quick"]
-    assert all(r["verdict"] == "not yet measured" for r in rows[2:])
+    assert [r["id"] for r in rows] == ["C1"] + [c.id for c in CLAIMS[1:]]  # the full run replaces its quick one
+    assert (rows[0]["profile"], rows[0]["measured"]) == ("full", "f")
+    assert all(r["verdict"] == "not yet measured" for r in rows[1:])
+
+
+def test_ledger_keeps_one_row_per_condition_and_never_fails_a_claim_on_a_quick_run_alone(monkeypatch, tmp_path):
+    monkeypatch.setenv("SRLIB_RESULTS_DIR", str(tmp_path))
+    record("a", "quick", claims={"C3": {"measured": "+0.4 dB", "verdict": "not reproduced", "conditions": "minutes"}})
+    record("b", "quick", claims={"C3": {"measured": "+0.4 dB", "verdict": "not reproduced", "conditions": "minutes"},
+                                 "C2": {"measured": "x", "verdict": "reproduced", "conditions": "photos"}})
+    record("c", "quick", claims={"C2": {"measured": "y", "verdict": "reproduced", "conditions": "drawings"}})
+    rows = {cid: [r for r in ledger(tmp_path) if r["id"] == cid] for cid in ("C2", "C3")}
+    assert [r["verdict"] for r in rows["C3"]] == ["not testable at this budget"]  # one row: the same measurement twice
+    assert [r["conditions"] for r in rows["C2"]] == ["photos", "drawings"]  # two conditions, two rows
+    record("a", "full", claims={"C3": {"measured": "+1.1 dB", "verdict": "not reproduced", "conditions": "hours"}})
+    c3 = [r for r in ledger(tmp_path) if r["id"] == "C3"]
+    assert [(r["profile"], r["verdict"]) for r in c3] == [("full", "not reproduced"), ("quick", "not testable at this budget")]
 
 
 def test_every_file_in_the_shipped_results_folder_is_a_chapter_record_the_ledger_reads():
