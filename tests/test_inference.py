@@ -357,3 +357,13 @@ def test_strips_join_without_seams_and_match_the_float64_pipeline_to_a_grey_leve
     reference = color.upscale_rgb(image, 3, lambda y: network_luma(model, y))
     difference = np.abs(whole.astype(int) - reference)
     assert difference.max() <= 1 and (difference > 0).mean() < 0.01
+
+
+def test_the_default_network_of_every_scale_beats_lanczos_3_on_every_test_set():
+    root = Path(__file__).resolve().parents[1]
+    for scale in (2, 3, 4):
+        entry = inference.default_pretrained(scale)
+        scores = json.loads((root / entry.results).read_text())["scores"]
+        for name in ("Set5", "Set14", "BSD100"):
+            assert scores[entry.model][name]["psnr"] > scores["lanczos3"][name]["psnr"], (entry.name, name)
+        assert round(scores[entry.model]["Set5"]["psnr"], 2) == entry.psnr_set5
