@@ -31,9 +31,12 @@ def install_cell(url: str, datasets: list[str]) -> str:
              "",
              'if "google.colab" in sys.modules:',
              "    import subprocess",
-             "    # SRLIB_INSTALL names another pip source for srlib, e.g. a local checkout.",
-             f'    source = os.environ.get("SRLIB_INSTALL", "git+{url}")',
-             '    subprocess.run([sys.executable, "-m", "pip", "install", "-q", source], check=True)',
+             "    # An editable install keeps the repository beside srlib: its results files and shipped weights.",
+             "    # SRLIB_INSTALL names another source, e.g. a local checkout.",
+             f'    source = os.environ.get("SRLIB_INSTALL", "git+{url}#egg=srlib")',
+             '    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", source], check=True)',
+             "    import site, sysconfig",
+             '    site.addsitedir(sysconfig.get_paths()["purelib"])  # this running kernel reads the editable install',
              "    from srlib import data, training",
              ]
     if datasets:
