@@ -15,10 +15,10 @@ rather than cut to their first frame.
 import os
 import secrets
 import warnings
-from pathlib import Path
-from typing import BinaryIO, Callable
-
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Callable, Iterator
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -56,9 +56,10 @@ class ImageInfo:
     exif: bytes | None
 
 
-def read_info(path: str | os.PathLike) -> ImageInfo:
-    """The ``ImageInfo`` of an image file (header only: cheap even for huge images)."""
-    path = Path(path)
+@contextmanager
+def _opened(path: Path) -> Iterator[Image.Image]:
+    """Pillow's image of ``path``, refused above MAX_PIXELS; every problem with the file,
+    here or in the caller's block, becomes one ImageError line naming it."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such image file")
     try:
@@ -66,19 +67,11 @@ def read_info(path: str | os.PathLike) -> ImageInfo:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # MAX_PIXELS is the limit
             im = Image.open(path)
         with im:
-            exif = im.getexif()
             width, height = im.size
             if width * height > MAX_PIXELS:
                 raise ImageError(f"{path}: {width}x{height} pixels exceeds srlib.imageio.MAX_PIXELS "
                                  f"({MAX_PIXELS:,}); refusing a possible decompression bomb")
-            if exif.get(_ORIENTATION, 1) in (5, 6, 7, 8):
-                width, height = height, width
-            if _ORIENTATION in exif:
-                exif[_ORIENTATION] = 1  # read_image returns the pixels upright
-            rawmode = im.tile[0][3] if im.tile and isinstance(im.tile[0][3], str) else ""
-            bits = 16 if im.mode in ("I", "I;16", "I;16B", "I;16L") or ";16" in rawmode else 8
-            return ImageInfo(width, height, bits, getattr(im, "n_frames", 1), im.info.get("icc_profile"),
-                             exif.tobytes() if len(exif) else None)
+            yield im
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:
@@ -87,6 +80,21 @@ def read_info(path: str | os.PathLike) -> ImageInfo:
         raise ImageError(f"{path}: not an image file Pillow can read") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageError(f"{path}: truncated or corrupt image data ({_first_line(exc)})") from exc
+
+
+def read_info(path: str | os.PathLike) -> ImageInfo:
+    """The ``ImageInfo`` of an image file (header only: cheap even for huge images)."""
+    with _opened(Path(path)) as im:
+        exif = im.getexif()
+        width, height = im.size
+        if exif.get(_ORIENTATION, 1) in (5, 6, 7, 8):
+            width, height = height, width
+        if _ORIENTATION in exif:
+            exif[_ORIENTATION] = 1  # read_image returns the pixels upright
+        rawmode = im.tile[0][3] if im.tile and isinstance(im.tile[0][3], str) else ""
+        bits = 16 if im.mode in ("I", "I;16", "I;16B", "I;16L") or ";16" in rawmode else 8
+        return ImageInfo(width, height, bits, getattr(im, "n_frames", 1), im.info.get("icc_profile"),
+                         exif.tobytes() if len(exif) else None)
 
 
 def read_image(path: str | os.PathLike, *, mode: str = "auto", min_size: int | None = None) -> np.ndarray:
@@ -103,37 +111,17 @@ def read_image(path: str | os.PathLike, *, mode: str = "auto", min_size: int | N
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such image file")
-    try:
-        with warnings.catch_warnings():
-            # MAX_PIXELS below is the limit; Pillow's own warning threshold is lower.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                width, height = im.size
-                if width * height > MAX_PIXELS:
-                    raise ImageError(
-                        f"{path}: {width}x{height} pixels exceeds srlib.imageio.MAX_PIXELS "
-                        f"({MAX_PIXELS:,}); refusing a possible decompression bomb")
-                if min_size is not None and min(width, height) < min_size:
-                    raise ImageError(
-                        f"{path}: {width}x{height} pixels is too small, "
-                        f"both sides must be at least {min_size}")
-                frames = getattr(im, "n_frames", 1)
-                if frames > 1:
-                    raise ImageError(f"{path}: an animated image ({frames} frames); srlib reads still images "
-                                     f"and will not silently keep only the first frame")
-                im.load()
-                ImageOps.exif_transpose(im, in_place=True)
-                return _to_array(im, mode, path)
-    except ImageError:
-        raise
-    except Image.DecompressionBombError as exc:
-        raise ImageError(f"{path}: refusing a possible decompression bomb ({_first_line(exc)})") from exc
-    except Image.UnidentifiedImageError as exc:
-        raise ImageError(f"{path}: not an image file Pillow can read") from exc
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageError(f"{path}: truncated or corrupt image data ({_first_line(exc)})") from exc
+    with _opened(path) as im:
+        width, height = im.size
+        if min_size is not None and min(width, height) < min_size:
+            raise ImageError(f"{path}: {width}x{height} pixels is too small, both sides must be at least {min_size}")
+        frames = getattr(im, "n_frames", 1)
+        if frames > 1:
+            raise ImageError(f"{path}: an animated image ({frames} frames); srlib reads still images "
+                             f"and will not silently keep only the first frame")
+        im.load()
+        ImageOps.exif_transpose(im, in_place=True)
+        return _to_array(im, mode, path)
 
 
 def _to_array(im: Image.Image, mode: str, path: Path) -> np.ndarray:
