@@ -116,7 +116,7 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
         print(f"srlib: warning: {source} has {info.bits} bits per channel; it is upscaled and written "
               f"at 8 bits", file=sys.stderr)
     try:
-        result = inference.upscale(image, network, tile=args.tile)
+        result = inference.upscale(image, network, tile=args.tile or "auto")
     except ValueError as exc:
         raise ValueError(f"{source}: {exc}") from None
     imageio.write_image(output, result, quality=args.quality, info=info)
@@ -301,9 +301,10 @@ def _parser() -> argparse.ArgumentParser:
                                  help=f"image or video file to write (videos: {', '.join(video.SUFFIXES)})")
     upscale_command.add_argument("--scale", required=True, type=_scale, help="upscaling factor, an integer >= 2")
     _network_arguments(upscale_command, default="the best shipped photo network for --scale")
-    upscale_command.add_argument("--tile", type=_positive, default=512,
-                                 help="the network runs on tiles of this many input pixels a side, which bounds its memory; "
-                                      "colour work goes in strips of about a megapixel (default 512)")
+    upscale_command.add_argument("--tile", type=_positive,
+                                 help="the network runs on tiles of this many input pixels a side, which bounds its memory "
+                                      "(default: the network's, its widest activation about 256 MB); colour work goes in "
+                                      "strips of about a megapixel")
     upscale_command.add_argument("--quality", type=_quality, metavar="Q",
                                  help="JPEG/WebP quality, 1-100 (default 95)")
     upscale_command.add_argument("--force", action="store_true", help="allow OUT to replace IN")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import os
 import pickle
 import subprocess
@@ -286,10 +287,21 @@ def _resolve(model_or_name: nn.Module | str, scale: int | None, weights: str | o
 
 # Input pixels per strip of ``upscale``: at x4 a strip's float32 planes take about 400 MB.
 STRIP_PIXELS = 1 << 20
+# Bytes of the widest float32 activation in one tile of ``upscale``'s automatic tiling.
+TILE_BYTES = 256 << 20
+
+
+def auto_tile(model: nn.Module) -> int:
+    """The tile side, in LR pixels, at which the network's widest activation takes about
+    ``TILE_BYTES``: SP-VDSR runs whole strips in one pass (tiles cost halos and small-image
+    overheads: 1.3x its time on a 1080p frame at 512), VDSR x4 at HR size in 256-pixel tiles."""
+    widest = max(m.out_channels for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)))
+    per_pixel = 4 * widest * (int(model.scale) ** 2 if getattr(model, "interpolates_first", False) else 1)
+    return max(64, math.isqrt(TILE_BYTES // per_pixel))
 
 
 def upscale(image: np.ndarray, model_or_name: nn.Module | str, scale: int | None = None, *,
-            weights: str | os.PathLike | None = None, tile: int | None = 512,
+            weights: str | os.PathLike | None = None, tile: int | str | None = "auto",
             device: str | torch.device | None = None) -> np.ndarray:
     """Upscale a uint8 grey (H, W), RGB (H, W, 3) or RGBA (H, W, 4) image with a network.
 
@@ -299,7 +311,7 @@ def upscale(image: np.ndarray, model_or_name: nn.Module | str, scale: int | None
     field and the chroma kernel's reach so that strips join without seams: memory stays
     bounded whatever the image's size, beside the input and the output. In each strip,
     studio-range YCbCr in float32, the luma through the network in tiles of ``tile`` LR
-    pixels (see ``upscale_luma``), Cb and Cr with Lanczos-3, back to RGB rounded as
+    pixels (``"auto"``: ``auto_tile``; see ``upscale_luma``), Cb and Cr with Lanczos-3, back to RGB rounded as
     MATLAB; alpha with Lanczos-3 too. The result equals ``srlib.color.upscale_rgb`` with the
     network up to float32 rounding (at most one grey level, on a few pixels).
     """
@@ -318,6 +330,8 @@ def upscale(image: np.ndarray, model_or_name: nn.Module | str, scale: int | None
         model.to(device)
     elif not isinstance(model_or_name, nn.Module):
         model.to(default_device())
+    if tile == "auto":
+        tile = auto_tile(model)
     s, (height, width) = int(model.scale), array.shape[:2]
     out = np.empty((height * s, width * s, *array.shape[2:]), dtype=np.uint8)
     halo = max(int(model.receptive_field), _CHROMA_REACH)
@@ -330,17 +344,18 @@ def upscale(image: np.ndarray, model_or_name: nn.Module | str, scale: int | None
     return out
 
 
-def _studio_to_rgb_uint8(y: torch.Tensor, cb: torch.Tensor, cr: torch.Tensor) -> torch.Tensor:
-    """Studio-range Y, Cb, Cr planes (0-255 scale) to a uint8 (H, W, 3) RGB image, clamped and
-    rounded halves up: ``srlib.color.ycbcr_to_rgb`` written out plane by plane, four times
-    faster than its general 3 x 3 product on a 4K image."""
-    y, cb, cr = y - 16.0, cb - 128.0, cr - 128.0
-    planes = []
-    for row in _STUDIO_INVERSE:
-        plane = y * float(row[0])
-        plane.add_(cb, alpha=float(row[1])).add_(cr, alpha=float(row[2]))
-        planes.append(plane.clamp_(0, 255).add_(0.5).to(torch.uint8))  # truncation of x + 0.5 >= 0 rounds halves up
-    return torch.stack(planes, dim=-1)
+def _studio_to_rgb_uint8(luma: torch.Tensor, cb: torch.Tensor, cr: torch.Tensor) -> torch.Tensor:
+    """The network's luma (0-1 scale) and studio-range Cb, Cr planes (0-255) to a uint8 (H, W, 3)
+    RGB image, clamped and rounded halves up: ``srlib.color.ycbcr_to_rgb`` written out plane by
+    plane (its offsets and the luma's 255 folded into one constant and one coefficient), each
+    plane written straight into the interleaved result: 3x faster than the 3 x 3 product."""
+    out = torch.empty(*luma.shape, 3, dtype=torch.uint8, device=luma.device)
+    for channel, (a, b, c) in enumerate(_STUDIO_INVERSE):
+        # a (255 luma - 16) + b (cb - 128) + c (cr - 128), + 0.5 so that truncation rounds halves up
+        plane = torch.mul(luma, 255.0 * float(a)).add_(float(0.5 - 16.0 * a - 128.0 * b - 128.0 * c))
+        plane.add_(cb, alpha=float(b)).add_(cr, alpha=float(c))
+        out[..., channel] = plane.clamp_(0.5, 255.5)  # truncation of x + 0.5 >= 0 rounds halves up
+    return out
 
 
 # rgb = _STUDIO_INVERSE @ (ycc - (16, 128, 128)): ycbcr_to_rgb's matrix, read off unit steps
@@ -355,13 +370,14 @@ def _upscale_strip(model: nn.Module, strip: np.ndarray, tile: int | None) -> np.
     s = int(model.scale)
     target = next(model.parameters()).device
     colour = np.repeat(strip[..., None], 3, axis=2) if strip.ndim == 2 else strip[..., :3]
-    rgb = torch.from_numpy(np.ascontiguousarray(colour)).to(target).permute(2, 0, 1).to(torch.float32)
+    # planes made contiguous while still uint8: the colour products then run 3x faster
+    rgb = torch.from_numpy(np.ascontiguousarray(colour)).to(target).permute(2, 0, 1).contiguous().to(torch.float32)
     ycc = rgb_to_ycbcr(rgb, "studio")
     del rgb
-    luma = upscale_luma(model, (ycc[:1] / 255.0)[None], tile=tile)[0] * 255.0
+    luma = upscale_luma(model, (ycc[:1] / 255.0)[None], tile=tile)[0, 0]
     chroma = resize(ycc[1:], s, kernel="lanczos3")
     del ycc
-    up = _studio_to_rgb_uint8(luma[0], chroma[0], chroma[1]).cpu().numpy()
+    up = _studio_to_rgb_uint8(luma, chroma[0], chroma[1]).cpu().numpy()
     del luma, chroma
     if strip.ndim == 2:
         return np.ascontiguousarray(up[..., 0])

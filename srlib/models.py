@@ -85,6 +85,7 @@ class SRNetwork(nn.Module):
     Each subclass adds its ``receptive_field`` property and ``forward(lr) -> sr``."""
 
     name = ""
+    interpolates_first = False  # True where the layers run on the interpolated image, at HR size
 
     def __init__(self, scale: int, **options) -> None:
         super().__init__()
@@ -127,6 +128,7 @@ class SRCNN(SRNetwork):
     """
 
     name = "srcnn"
+    interpolates_first = True
 
     def __init__(self, scale: int, variant: str = "9-1-5", f: Sequence[int] = (64, 32)) -> None:
         kernels = _srcnn_kernels(variant)
@@ -306,6 +308,7 @@ class VDSR(SRNetwork):
     """
 
     name = "vdsr"
+    interpolates_first = True
 
     def __init__(self, scale: int, depth: int = 20, width: int = 64) -> None:
         depth, width = _integer(depth, "depth", 2), _integer(width, "width", 1)

@@ -196,6 +196,20 @@ def test_upscale_luma_matches_the_plain_forward_pass_and_leaves_the_weights_as_t
     model(lr).sum().backward()  # still an ordinary trainable module
 
 
+@pytest.mark.parametrize("name, scale", [("srcnn", 3), ("fsrcnn", 3), ("espcn", 2), ("vdsr", 4), ("spvdsr", 2)])
+def test_the_automatic_tile_bounds_the_widest_activation(name, scale):
+    model = models.build(name, scale)
+    tile = inference.auto_tile(model)
+    seen = []
+    for layer in model.modules():
+        if isinstance(layer, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+            layer.register_forward_hook(lambda module, args, out: seen.append(out.numel() * out.element_size()))
+    with torch.no_grad():
+        model(torch.rand(1, 1, 64, 64))
+    assert max(seen) * (tile / 64) ** 2 <= inference.TILE_BYTES
+    assert max(seen) * (2 * tile / 64) ** 2 > inference.TILE_BYTES  # not needlessly small either
+
+
 def test_a_bad_tile_is_refused():
     with pytest.raises(ValueError, match="tile"):
         inference.upscale_luma(models.ESPCN(2), torch.rand(1, 1, 12, 12), tile=0)

@@ -122,6 +122,27 @@ def test_torch_batched_input_matches_numpy_per_image():
         np.testing.assert_allclose(out[n].numpy(), ref, atol=1e-5)
 
 
+def dense(in_len: int, out_len: int, scale: float, kernel: str) -> np.ndarray:
+    """The whole (out_len x in_len) resampling matrix, from the contributions, borders mirrored."""
+    index, weight = contributions(in_len, out_len, scale, kernel)
+    matrix = np.zeros((out_len, in_len))
+    np.add.at(matrix, (np.arange(out_len)[:, None], mirror_index(index, in_len)), weight)
+    return matrix
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4, 0.5, 1 / 3, 1.7, 0.62])
+@pytest.mark.parametrize("kernel", ["bicubic", "lanczos3"])
+def test_blocked_passes_equal_the_dense_matrix_product(scale, kernel):
+    # Integer factors take the fast paths (rows read in place, one shared tile for the
+    # columns); others the gathered one: every path must be the plain matrix product.
+    x = torch.rand(2, 3, 150, 170, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    out = resize(x, scale, kernel=kernel)
+    rows = dense(150, out.shape[-2], scale, kernel)
+    cols = dense(170, out.shape[-1], scale, kernel)
+    expected = torch.from_numpy(rows) @ x @ torch.from_numpy(cols).T
+    assert (out - expected).abs().max().item() < 1e-12
+
+
 def test_torch_uint8_tensor_rounds_like_numpy(photo):
     ref = resize(photo, 0.5)
     out = resize(torch.from_numpy(photo).permute(2, 0, 1), 0.5)
