@@ -1,7 +1,8 @@
 # Two entry points for a fresh machine (Python 3.10+ and the package registries):
 #   make book   install, execute every chapter with papermill, render the HTML book
 #   make test   install, run srlib's tests, nbval over every chapter, compare figures
-# Other targets: make baselines (re-bless the reference figures), make bench, make lock.
+# Other targets: make baselines (re-bless the reference figures), make bench, make lock,
+#   make sprint-images (the images archive the GPU sprint reads: README, "On one GPU").
 
 PYTHON  ?= $(shell command -v python3.11 || command -v python3)
 VENV    ?= .venv
@@ -63,6 +64,10 @@ baselines: $(STAMP)
 
 bench: $(STAMP)
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
+
+# The one archive of training and test images that `srlib sprint` reads on a GPU machine.
+sprint-images: $(STAMP) data
+	mkdir -p .sprint && $(BIN)/srlib sprint --pack .sprint/images.tar
 
 # Refresh the lock after changing requirements.txt.
 lock: $(STAMP)

@@ -13,6 +13,8 @@ Modules, each readable on its own:
   video     upscaling videos frame by frame (PyAV)
   results   results files with provenance, and the ledger of the article's claims
   reproduce the leaderboard's paper-scale runs of every network, and the papers' numbers
+  resident  training with the data resident on the device (no host work per step)
+  sprint    every network trained, scored and timed in minutes on one GPU (``srlib sprint``)
   plots     figure helpers shared by the chapters
   cli       the ``srlib`` command
 """
@@ -26,7 +28,7 @@ os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
 __version__ = "0.1.0"
 _MODULES = ("resample", "color", "metrics", "data", "samples", "imageio", "models", "training",
-            "inference", "video", "results", "reproduce", "plots", "portable", "cli")
+            "inference", "video", "results", "reproduce", "resident", "sprint", "plots", "portable", "cli")
 
 
 def __getattr__(name: str):

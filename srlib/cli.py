@@ -7,6 +7,7 @@
     srlib models [--json]
     srlib download Set5 [--root DIR] [--base-url URL]
     srlib reproduce [RUN ...] [--list] [--out DIR] [--dry-run]
+    srlib sprint --images ARCHIVE --out DIR [--minutes 8] [--workers 6] [--tiny] | --pack ARCHIVE
 
 Each subcommand is a ``_cmd_<name>(args) -> int`` function added in ``_parser``. Expected
 failures (bad arguments, missing data, a refused download, an unreadable image, unusable
@@ -242,6 +243,28 @@ def _cmd_download(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sprint(args: argparse.Namespace) -> int:
+    from . import sprint  # imported here: it starts worker processes, which the other commands never need
+    if args.pack:
+        manifest = sprint.pack(args.pack)
+        print(f"{args.pack}: {len(manifest)} images of {', '.join(sprint.SETS)}, "
+              f"{Path(args.pack).stat().st_size / 1e6:.1f} MB")
+        return 0
+    if not args.images or not args.out:
+        raise ValueError("give --images ARCHIVE and --out DIR (or --pack ARCHIVE to make the archive)")
+    packed = sprint.sprint(args.images, args.out, minutes=args.minutes, workers=args.workers, device=args.device,
+                           tiny=args.tiny)
+    record = json.loads((Path(args.out) / "sprint.json").read_text(encoding="utf-8"))
+    for run in record["runs"]:
+        if "error" in run:
+            print(f"{run['run']['key']}: failed: {run['error']}")
+            continue
+        scores = "; ".join(f"{s} Set5 {v['Set5']['psnr']:.2f} dB" for s, v in run["scores"].items())
+        print(f"{run['run']['key']}: {run['iterations']} steps, {scores}")
+    print(f"{packed} ({packed.stat().st_size / 1e6:.1f} MB), {record['provenance']['wall_seconds']:.0f} s")
+    return 0
+
+
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     names = reproduce.select(args.runs)
     if args.list:
@@ -398,6 +421,22 @@ def _parser() -> argparse.ArgumentParser:
     reproduce_command.add_argument("--out", default=str(reproduce.DEFAULT_OUT), metavar="DIR",
                                    help=f"folder of the run folders with their checkpoints (default {reproduce.DEFAULT_OUT})")
     reproduce_command.set_defaults(run=_cmd_reproduce)
+
+    sprint_command = commands.add_parser(
+        "sprint", help="every network trained, scored and timed in minutes on one GPU, as one archive",
+        description="Train every network of the book at once with the data on the device, score them on Set5, "
+                    "Set14 and BSD100, time them on 2160p frames, and pack DIR (results with provenance, weights) "
+                    "as DIR.tar.gz. --pack makes the one archive of images it reads, from the data folder.")
+    sprint_command.add_argument("--pack", metavar="ARCHIVE", help="write the images archive and stop")
+    sprint_command.add_argument("--images", metavar="ARCHIVE", help="the images archive (from --pack)")
+    sprint_command.add_argument("--out", metavar="DIR", help="folder of the results, packed as DIR.tar.gz")
+    sprint_command.add_argument("--minutes", type=float, default=8.0, help="wall-clock budget (default 8)")
+    sprint_command.add_argument("--workers", type=_positive, default=6,
+                                help="runs trained at once, one process each (default 6)")
+    sprint_command.add_argument("--device", help="cuda, cuda:1, cpu (default: the fastest present)")
+    sprint_command.add_argument("--tiny", action="store_true",
+                                help="a few steps per run and small test images: every stage, in seconds")
+    sprint_command.set_defaults(run=_cmd_sprint)
     return parser
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import contextlib
 import math
 import numbers
 import operator
@@ -57,8 +58,10 @@ def _widths(value: Sequence[int], what: str, count: int) -> tuple[int, ...]:
 
 def _interpolate(lr: torch.Tensor, scale: int, kernel: str) -> torch.Tensor:
     """The FIR-upscaled input: constant data, so no gradient flows through it, and kept out
-    of mixed precision (bfloat16 errs by more than a grey level before any learning)."""
-    with torch.no_grad(), torch.autocast(lr.device.type, enabled=False):
+    of mixed precision (bfloat16 errs by more than a grey level before any learning; the meta
+    device, which has no autocast, serves to count a step's host work)."""
+    precision = torch.autocast(lr.device.type, enabled=False) if lr.device.type != "meta" else contextlib.nullcontext()
+    with torch.no_grad(), precision:
         return resize(lr, scale, kernel=kernel)
 
 
