@@ -13,7 +13,8 @@ runs decide TF32, channels-last and bfloat16: an option is used only if it leave
 PSNR within ``SAME_DB``. Then every network is scored under the protocol on Set5, Set14 and BSD100
 and timed on 2160p output frames. DIR holds ``sprint.json`` (every run's configuration, curve,
 steps, scores, frames per second, with provenance, the paired checks and the GPU utilisation
-sampled during training) and ``weights/<run>.pt``, packed as ``DIR.tar.gz`` to be committed.
+sampled during training) and ``runs/<run>/`` (``weights.pt`` and ``history.json``, as ``srlib
+train`` writes them: ``scripts/ship_weights.py`` ships one), packed as ``DIR.tar.gz``.
 
 Nothing is chosen on a test set: Set5 validates, the final network of each run is scored. The same
 command with ``--tiny`` runs every stage on a few steps, on any device (the tests run it on a CPU).
@@ -191,9 +192,17 @@ def _one_run(run: SprintRun, seconds: float, sets: dict, device: torch.device, o
             "fp32": inference.frames_per_second(network, lr_frame, device=device, repeats=1 if tiny else 5),
             "bf16": (inference.frames_per_second(network, lr_frame, device=device, bf16=True, repeats=5)
                      if device.type == "cuda" else None)}
-    inference.save_weights(out / "weights" / f"{run.key}.pt", model, metadata={
+    # a run folder as `srlib train` writes it, so scripts/ship_weights.py can ship it as it ships those
+    folder = out / "runs" / run.key
+    folder.mkdir(parents=True, exist_ok=True)
+    info = {**training.provenance(device), "sprint_options": options}
+    inference.save_weights(folder / "weights.pt", model, metadata={
         "training_data": run.data, "validation_data": "Set5", "iterations": trained.iterations,
-        "recipe": "resident, cosine", "sprint": True, "history": training.HISTORY})
+        "recipe": "srlib sprint: resident data, cosine over the steps", "provenance": info})
+    history = {"provenance": info, "config": {**asdict(config), "iterations": trained.iterations},
+               "wall_time": trained.seconds, "iterations": trained.iterations,
+               "epochs": len(trained.history), "history": trained.history}
+    atomic_write(folder / training.HISTORY, lambda f: f.write(json.dumps(training._finite_or_none(history)).encode()))
     found["wall_seconds"] = time.perf_counter() - started
     return found
 
@@ -316,8 +325,8 @@ def paired_checks(archive, device: torch.device, seconds: float, tiny: bool, out
         psnr = found[f"check-{name}"]["scores"]["x2"]["Set5"]["psnr"]
         checks[name] = {"set5_psnr": psnr, "baseline_set5_psnr": base, "difference_db": psnr - base,
                         "kept": abs(psnr - base) < SAME_DB and (device.type == "cuda" or name == "channels_last")}
-    for stale in (out / "weights").glob("check-*.pt"):
-        stale.unlink()
+    for stale in (out / "runs").glob("check-*"):
+        shutil.rmtree(stale)
     return checks
 
 
@@ -326,7 +335,7 @@ def sprint(archive: str | os.PathLike, out: str | os.PathLike, *, minutes: float
     """The whole sprint (see the module's text); returns the ``.tar.gz`` of ``out``."""
     started = time.perf_counter()
     out, device = Path(out), training.resolve_device(device)
-    (out / "weights").mkdir(parents=True, exist_ok=True)
+    (out / "runs").mkdir(parents=True, exist_ok=True)
     checks_seconds = 2.0 if tiny else 20.0
     checks = paired_checks(archive, device, checks_seconds, tiny, out)
     options = {name: True for name, check in checks.items() if check["kept"]}

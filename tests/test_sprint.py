@@ -115,9 +115,12 @@ def test_the_sprint_runs_every_stage_on_a_tiny_budget(tmp_path, photos):
     assert record["provenance"]["git_commit"] is not None and vdsr["fps"]["x4"]["fp32"] > 0
     with tarfile.open(packed) as tar:
         names = tar.getnames()
-    assert f"out/weights/{sprint.RUNS[0].key}.pt" in names and "out/sprint.json" in names
-    network = inference.load_weights(tmp_path / "out" / "weights" / "vdsr-x234.pt")
+    assert f"out/runs/{sprint.RUNS[0].key}/weights.pt" in names and "out/sprint.json" in names
+    assert not any("check-" in name for name in names)  # the paired checks' networks are not shipped
+    network = inference.load_weights(tmp_path / "out" / "runs" / "vdsr-x234" / "weights.pt")
     assert network.name == "vdsr" and network.options == {"depth": 20, "width": 64}
+    history = json.loads((tmp_path / "out" / "runs" / "vdsr-x234" / "history.json").read_text())
+    assert history["iterations"] == 3 and history["config"]["mix_scales"] == [2, 3, 4]  # as ship_weights reads it
 
 
 def test_the_command_says_what_it_needs_in_one_line(capsys):
