@@ -23,9 +23,9 @@ layout; ``srlib.inference.upscale_luma`` uses them there (``benchmarks/bench_inf
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
-import contextlib
 import math
 import numbers
 import operator
