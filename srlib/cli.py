@@ -237,6 +237,24 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from . import web  # here: only this command needs it
+
+    out = Path(args.output)
+    if out.suffix.lower() not in (".html", ".json"):
+        raise ValueError(f"{out.name}: write a .html page or a .json weights bundle")
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"{out.parent}: no such folder for the output")
+    text = (web.app_html(args.models) if out.suffix.lower() == ".html"
+            else json.dumps(web.bundle(args.models), separators=(",", ":")))
+    if out.suffix.lower() == ".html":
+        text = f'<!doctype html>\n<html><head><meta charset="utf-8"><title>srlib: upscale an image</title></head>\n<body>{text}</body></html>\n'
+    imageio.atomic_write(out, lambda f: f.write(text.encode("utf-8")))
+    count = len(args.models) if args.models else len(inference.pretrained_models())
+    print(f"{out}: {count} networks, {out.stat().st_size / 1e6:.2f} MB")
+    return 0
+
+
 def _cmd_download(args: argparse.Namespace) -> int:
     folder = data.download(args.name, args.root, base_url=args.base_url)
     print(f"{folder.name}: {len(data.DATASETS[folder.name].files)} files verified in {folder}")
@@ -398,6 +416,15 @@ def _parser() -> argparse.ArgumentParser:
                                                      "training data and Set5 PSNR under the protocol.")
     models_command.add_argument("--json", action="store_true", help="print the manifest entries as JSON")
     models_command.set_defaults(run=_cmd_models)
+
+    export = commands.add_parser(
+        "export", help="the shipped networks for a web browser: a page that runs them, or their weights",
+        description="Write OUTPUT.html, one self-contained page that upscales the reader's images with the "
+                    "shipped networks in the browser (no server, works offline), or OUTPUT.json, the "
+                    "networks as layer lists with float32 weights for srlib/web/engine.js.")
+    export.add_argument("output", metavar="OUTPUT", help="a .html or .json file")
+    export.add_argument("--models", nargs="+", metavar="NAME", help="these shipped weights only (default: all)")
+    export.set_defaults(run=_cmd_export)
 
     download = commands.add_parser("download", help="fetch a benchmark set and verify every file",
                                    description="Fetch a set into ROOT/NAME, checking each file's sha256.")
