@@ -6,6 +6,7 @@ import json
 import math
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from torch import nn
 from headless import CHROMIUM, Chromium, page_file
 from srlib import cli, inference, models, resample, samples, web
 
+ROOT = Path(__file__).resolve().parents[1]
 NODE = shutil.which("node")
 needs_node = pytest.mark.skipif(NODE is None, reason="needs Node.js")
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (Debian: apt install chromium)")
@@ -124,6 +126,19 @@ PIXELS = """(() => {
 })()"""
 
 
+def book_block() -> str:
+    """The browser block as the book stores it (the upscale page's output) and renders it."""
+    notebook = json.loads((ROOT / "book" / "upscale_your_own.ipynb").read_text(encoding="utf-8"))
+    found = [output["data"]["text/html"] for cell in notebook["cells"] if cell["cell_type"] == "code"
+             for output in cell["outputs"] if "srlib-weights" in "".join(output.get("data", {}).get("text/html", ""))]
+    assert len(found) == 1, "the upscale page holds the browser block once"
+    return "".join(found[0])
+
+
+def test_the_book_holds_the_current_browser_block():
+    assert book_block() == web.app_html()
+
+
 def encoded(image: np.ndarray | bytes, fmt: str = "PNG", **options) -> str:
     if isinstance(image, bytes):
         return base64.b64encode(image).decode()
@@ -155,7 +170,7 @@ def canvas(browser: Chromium, right: str) -> np.ndarray:
 def test_the_page_upscales_a_photo_in_a_real_browser_as_srlib_upscale_does(tmp_path):
     image = photo(90, 120)
     with Chromium() as browser:
-        browser.open(page_file(tmp_path, web.app_html(["spvdsr-x2-291", "fsrcnn-x3-291"])))
+        browser.open(page_file(tmp_path, book_block()))
         assert choose(browser, encoded(image), "astronaut.png", "image/png").startswith("astronaut.png: 120×90.")
         for name, scale in (("spvdsr-x2-291", 2), ("fsrcnn-x3-291", 3)):
             assert f"→ {120 * scale}×{90 * scale} with {name}" in upscale(browser, name)
