@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, data, imageio, inference, metrics, models, reproduce, resample, training, video
+from . import __version__, data, imageio, inference, losses, metrics, models, reproduce, resample, training, video
 
 # "bicubic" is MATLAB's imresize (the protocol's baseline); every other name is an
 # srlib.resample kernel applied with resize().
@@ -146,7 +146,7 @@ def _upscale_video(args: argparse.Namespace, source: Path, output: Path) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     settings = {name: getattr(args, name) for name in
                 ("epochs", "iterations", "seconds", "seed", "device", "batch_size", "patch_size",
-                 "recipe", "lr", "schedule", "degrade", "val", "val_every", "patches_per_image")
+                 "recipe", "lr", "schedule", "degrade", "val", "val_every", "patches_per_image", "loss")
                 if getattr(args, name) is not None}
     if args.rescale:
         settings["rescale"] = tuple(args.rescale)
@@ -376,6 +376,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--recipe", choices=list(training.RECIPES), metavar="RECIPE",
                        help="optimizer and schedule of another network (default: the network's own)")
     train.add_argument("--lr", type=float, help="starting learning rate (default: the recipe's)")
+    train.add_argument("--loss", choices=list(losses.LOSSES),
+                       help="what training minimises (default mse); the others weigh edges and structure "
+                            "more (chapter 9)")
     train.add_argument("--schedule", choices=["cosine"],
                        help="cosine: the rates fall along half a cosine to 1/100 over --epochs "
                             "(the fast recipe), instead of the recipe's own schedule")

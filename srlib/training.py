@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import __version__, color, data, metrics, models, resample, samples
+from . import __version__, color, data, losses, metrics, models, resample, samples
 from .imageio import atomic_write
 
 CHECKPOINT = "checkpoint.pt"
@@ -336,6 +336,7 @@ class TrainConfig:
     checkpoint_every: int = 1
     bf16: bool = False
     channels_last: bool = False
+    loss: str = "mse"
 
     def check(self) -> None:
         """Raise ValueError with a one-line message for a configuration that cannot run."""
@@ -365,6 +366,7 @@ class TrainConfig:
         if self.lr is not None and not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
         check_degrade(self.degrade)
+        losses.get_loss(self.loss)
 
     @property
     def hr_patch(self) -> int:
@@ -374,6 +376,8 @@ class TrainConfig:
 
 # Fields that may change when a run is resumed: none of them changes the weights.
 _RESUMABLE_CHANGES = {"epochs", "iterations", "seconds", "device", "val", "val_every", "checkpoint_every"}
+# Fields added after checkpoints were written: a checkpoint without one trained with this value.
+_ADDED_LATER = {"loss": "mse"}
 
 
 def default_device() -> torch.device:
@@ -552,7 +556,7 @@ def _restore(path: Path, config: TrainConfig, model, optimizer, scheduler) -> _S
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     saved = checkpoint["config"]
     free = _RESUMABLE_CHANGES - {"epochs"} if config.schedule else _RESUMABLE_CHANGES  # a cosine spans its epochs
-    differs = [k for k, v in asdict(config).items() if k not in free and saved.get(k) != v]
+    differs = [k for k, v in asdict(config).items() if k not in free and saved.get(k, _ADDED_LATER.get(k)) != v]
     if differs:
         raise ValueError(f"{path} belongs to another run (different {', '.join(differs)}); "
                          f"use another output folder or the same settings")
@@ -571,12 +575,14 @@ def _seed_everything(seed: int) -> None:
 
 
 def _step(forward: Callable[[torch.Tensor], torch.Tensor], optimizer: torch.optim.Optimizer,
-          clip: float | None, autocast, lr: torch.Tensor, hr: torch.Tensor) -> float:
-    """One MSE gradient step; returns the batch loss. A non-finite loss changes nothing."""
+          clip: float | None, autocast, lr: torch.Tensor, hr: torch.Tensor,
+          criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> float:
+    """One gradient step of ``criterion`` (MSE unless the run chose another loss); returns the
+    batch loss. A non-finite loss changes nothing."""
     optimizer.zero_grad(set_to_none=True)
     with autocast:
         sr = forward(lr)
-    loss = F.mse_loss(sr.float(), hr)
+    loss = criterion(sr.float(), hr)
     value = loss.item()
     if math.isfinite(value):
         loss.backward()
@@ -598,7 +604,8 @@ def _start_from(initial: nn.Module, config: TrainConfig) -> nn.Module:
 
 def train(config: TrainConfig, out_dir: str | os.PathLike, *, train_images: Images | None = None,
           val_images: Images | None = None, progress: bool = True, initial: nn.Module | None = None) -> TrainResult:
-    """Train ``config.model`` on luma patches with its recipe and MSE, checkpointing into
+    """Train ``config.model`` on luma patches with its recipe and ``config.loss`` (MSE unless
+    told otherwise, srlib.losses), checkpointing into
     ``out_dir`` and resuming from the checkpoint found there. Images default to
     ``load_images(config.data)`` and ``load_images(config.val)``; without validation images
     the history's val_psnr/val_ssim stay None. Raises TrainingDiverged on a NaN, infinite or
@@ -642,6 +649,7 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, *, train_images: Imag
         if config.schedule == "cosine":
             scheduler = cosine(optimizer, config.epochs)
         forward = model.refine if config.mix_scales else model  # mixed scales come interpolated
+        criterion = losses.get_loss(config.loss)
         state = _State()
         if (out / CHECKPOINT).exists():
             state = _restore(out / CHECKPOINT, config, model, optimizer, scheduler)
@@ -669,15 +677,15 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, *, train_images: Imag
         trained = not finished
         with bar:
             while not finished:
-                losses, lr_used = [], optimizer.param_groups[0]["lr"]
+                batch_losses, lr_used = [], optimizer.param_groups[0]["lr"]
                 for lr, hr in dataset.batches(config.batch_size, config.seed, state.epoch, state.step):
                     value = _step(forward, optimizer, clip, autocast, lr.to(device, memory_format=memory_format),
-                                  hr.to(device, memory_format=memory_format))
+                                  hr.to(device, memory_format=memory_format), criterion)
                     if not value <= LOSS_LIMIT:  # NaN, inf or an explosion
                         raise TrainingDiverged(
                             f"loss became {value:.3g} at epoch {state.epoch + 1}, iteration {state.iteration + 1} "
                             f"(lr {optimizer.param_groups[0]['lr']:.3g}); {kept(saved_at)}; try a lower learning rate")
-                    losses.append(value)
+                    batch_losses.append(value)
                     state.step += 1
                     state.iteration += 1
                     bar.update()
@@ -690,7 +698,7 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, *, train_images: Imag
                     state.epoch, state.step = state.epoch + 1, 0
                 finished = spent()
                 entry = {"epoch": state.epoch if completed else state.epoch + 1, "iteration": state.iteration,
-                         "wall_time": elapsed(), "loss": float(np.mean(losses)),
+                         "wall_time": elapsed(), "loss": float(np.mean(batch_losses)),
                          "lr": lr_used, "val_psnr": None, "val_ssim": None}
                 if val_pairs and (finished or (completed and state.epoch % config.val_every == 0)):
                     paused = time.perf_counter()
