@@ -386,20 +386,28 @@ def _upscale_strip(model: nn.Module, strip: np.ndarray, tile: int | None) -> np.
     return up
 
 
-def protocol_scores(model: nn.Module, lr: np.ndarray, hr: np.ndarray, *, tile: int | None = 512) -> dict[str, float]:
-    """PSNR and SSIM of a network under the evaluation protocol, from the protocol's uint8
-    (LR, HR) pair (``srlib.data.make_pair``): the network's luma of the LR image, clamped
-    and rounded to uint8, against the HR image's uint8 studio Y, ``scale`` pixels cropped."""
+def protocol_luma(model: nn.Module, lr: np.ndarray, hr: np.ndarray, *, tile: int | None = 512) -> tuple[np.ndarray, np.ndarray]:
+    """The two uint8 luma planes the evaluation protocol compares, from its (LR, HR) pair
+    (``srlib.data.make_pair``): the network's luma of the LR image, clamped and rounded to
+    uint8, and the HR image's uint8 studio Y (uncropped)."""
     lr, hr = np.asarray(lr), np.asarray(hr)
     colour = np.repeat(lr[..., None], 3, axis=2) if lr.ndim == 2 else lr
     y = rgb_to_ycbcr(colour, "studio")[..., 0] / 255.0
     target = next(model.parameters()).device
     sr = upscale_luma(model, torch.from_numpy(y).to(device=target, dtype=torch.float32)[None, None], tile=tile)
     sr_y = round_half_away(np.clip(sr[0, 0].cpu().numpy().astype(np.float64) * 255.0, 0, 255)).astype(np.uint8)
-    hr_y, crop = rgb_to_y(hr), int(model.scale)
+    hr_y = rgb_to_y(hr)
     if sr_y.shape != hr_y.shape:
         raise ValueError(f"the network gave {sr_y.shape[1]}x{sr_y.shape[0]} pixels for a "
                          f"{hr_y.shape[1]}x{hr_y.shape[0]} HR image")
+    return sr_y, hr_y
+
+
+def protocol_scores(model: nn.Module, lr: np.ndarray, hr: np.ndarray, *, tile: int | None = 512) -> dict[str, float]:
+    """PSNR and SSIM of a network under the evaluation protocol (``protocol_luma``'s planes,
+    ``scale`` pixels cropped from each border)."""
+    sr_y, hr_y = protocol_luma(model, lr, hr, tile=tile)
+    crop = int(model.scale)
     return {"psnr": metrics.psnr(sr_y, hr_y, crop=crop), "ssim": metrics.ssim(sr_y, hr_y, crop=crop)}
 
 
