@@ -132,6 +132,22 @@ def load_all(folder: str | os.PathLike = RESULTS_DIR) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(Path(folder).glob("*.json"))]
 
 
+def future_work(folder: str | os.PathLike = RESULTS_DIR) -> list[dict]:
+    """The article's suggestions for future work as chapter 9 ran them: the rows of each
+    results file's ``data["future"]`` ({"suggestion", "measured", "conditions"}), from the
+    full-profile file of a chapter when there is one, else its quick one."""
+    found = [r for r in load_all(folder) if r.get("data", {}).get("future")]
+    full = {r["name"] for r in found if r["provenance"]["profile"] == "full"}
+    rows = []
+    for result in found:
+        prov = result["provenance"]
+        if prov["profile"] != "full" and result["name"] in full:
+            continue
+        rows.extend({**row, "profile": prov["profile"], "device": prov["device"],
+                     "commit": (prov["git_commit"] or "unknown")[:10]} for row in result["data"]["future"])
+    return rows
+
+
 QUICK_ONLY = "not testable at this budget"
 
 

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from srlib.results import CLAIMS, ledger, provenance, record
+from srlib.results import CLAIMS, future_work, ledger, provenance, record
 
 
 def test_provenance_names_commit_device_versions_and_profile():
@@ -62,6 +62,16 @@ def test_ledger_keeps_one_row_per_condition_and_never_fails_a_claim_on_a_quick_r
     record("a", "full", claims={"C3": {"measured": "+1.1 dB", "verdict": "not reproduced", "conditions": "hours"}})
     c3 = [r for r in ledger(tmp_path) if r["id"] == "C3"]
     assert [(r["profile"], r["verdict"]) for r in c3] == [("full", "not reproduced"), ("quick", "not testable at this budget")]
+
+
+def test_future_work_rows_come_from_the_full_run_when_there_is_one(monkeypatch, tmp_path):
+    monkeypatch.setenv("SRLIB_RESULTS_DIR", str(tmp_path))
+    row = {"suggestion": "edge loss", "measured": "-0.1 dB", "conditions": "minutes"}
+    record("09", "quick", claims={}, data={"future": [row]})
+    record("08", "quick", claims={})  # no future work in it
+    assert [(r["measured"], r["profile"]) for r in future_work(tmp_path)] == [("-0.1 dB", "quick")]
+    record("09", "full", claims={}, data={"future": [{**row, "measured": "-0.3 dB", "conditions": "hours"}]})
+    assert [(r["measured"], r["profile"]) for r in future_work(tmp_path)] == [("-0.3 dB", "full")]
 
 
 def test_every_file_in_the_shipped_results_folder_is_a_chapter_record_the_ledger_reads():
