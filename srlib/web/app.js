@@ -87,6 +87,10 @@
   }
 
   async function choose(file) {
+    if (root.getAttribute("data-state") === "working") {  // a new image stops the run in progress
+      stopPool(); run++;
+      cancel.hidden = true; progress.hidden = true;
+    }
     source = null;
     go.disabled = true;
     $(".srlib-result").hidden = true;
@@ -142,7 +146,7 @@
       return;
     }
     pool = pool || startPool();
-    const id = ++run, started = performance.now(), width = source.width, height = source.height;
+    const src = source, id = ++run, started = performance.now(), width = src.width, height = src.height;
     const out = { network: new ImageData(W, H), bicubic: new ImageData(W, H), lanczos: new ImageData(W, H) };
     const parts = strips(model, width, height);
     const todo = parts.map((p) => Object.assign({ type: "network" }, p)).concat(parts.map((p) => Object.assign({ type: "baselines" }, p)));
@@ -155,7 +159,7 @@
       if (next >= todo.length) return;
       const task = todo[next++];
       const first = Math.max(0, task.top - model.halo), last = Math.min(height, task.top + task.rows + model.halo);
-      const rgba = source.rgba.slice(first * width * 4, last * width * 4);
+      const rgba = src.rgba.slice(first * width * 4, last * width * 4);
       worker.onmessage = (e) => receive(worker, task, e.data);
       worker.postMessage({ type: task.type, id, name: model.name, colour: weights.colour, rgba, width,
                            height: last - first, above: task.top - first, rows: task.rows }, [rgba.buffer]);
@@ -167,7 +171,7 @@
       for (const key of ["network", "bicubic", "lanczos"]) if (reply[key]) out[key].data.set(reply[key], at);
       done++;
       if (done <= parts.length) progress.value = done / parts.length;
-      if (done === parts.length) finish(model, out, started);
+      if (done === parts.length) finish(model, src, out, started);
       if (done === todo.length) compare(model, out);
       else send(worker);
     };
@@ -182,7 +186,7 @@
     say("The upscaling failed: " + message, true);
   }
 
-  function finish(model, out, started) {
+  function finish(model, src, out, started) {
     cancel.hidden = true; progress.hidden = true;
     shown = { [model.name]: out.network };
     menus(model.name, model.name);
@@ -194,13 +198,13 @@
       downloadUrl = URL.createObjectURL(blob);
       const link = $(".srlib-download");
       link.href = downloadUrl;
-      link.download = source.name.replace(/\.[^.]*$/, "") + "-x" + model.scale + "-" + model.name + ".png";
+      link.download = src.name.replace(/\.[^.]*$/, "") + "-x" + model.scale + "-" + model.name + ".png";
     }, "image/png");
     $(".srlib-result").hidden = false;
     const seconds = (performance.now() - started) / 1000;  // from the click to the result on screen
     root.setAttribute("data-seconds", seconds.toFixed(3));
     root.setAttribute("data-state", "done");
-    say(source.width + "\u00d7" + source.height + " \u2192 " + out.network.width + "\u00d7" + out.network.height + " with " +
+    say(src.width + "\u00d7" + src.height + " \u2192 " + out.network.width + "\u00d7" + out.network.height + " with " +
         model.name + " in " + seconds.toFixed(2) + " s. Drag the divider to compare.");
   }
 
