@@ -25,14 +25,6 @@ from headless import Chromium, page_file  # noqa: E402
 from srlib import inference, resample, samples, web  # noqa: E402
 
 NAMES = ["spvdsr-x2-291", "espcn-x2-t91", "fsrcnn-x2-291"]
-FEED = """(() => {{
-  const bytes = Uint8Array.from(atob("{data}"), (ch) => ch.charCodeAt(0));
-  const list = new DataTransfer();
-  list.items.add(new File([bytes], "photo.png", {{ type: "image/png" }}));
-  const input = document.querySelector(".srlib-file");
-  input.files = list.files;
-  input.dispatchEvent(new Event("change"));
-}})()"""
 APP = "document.querySelector('.srlib-app')"
 
 
@@ -50,7 +42,7 @@ def main() -> None:
         workers = browser.evaluate("navigator.hardwareConcurrency")
         print(f"1000×1000 RGB ×2 → 2000×2000; the page with {workers} workers; PyTorch {torch.__version__}, 2 threads")
         print(f"{'weights':<16} {'page first':>10} {'page best':>10} {'baselines':>10} {'PyTorch':>9} {'page/PyTorch':>13}")
-        browser.evaluate(FEED.format(data=base64.b64encode(buffer.getvalue()).decode()))
+        browser.choose_file(base64.b64encode(buffer.getvalue()).decode(), "photo.png", "image/png", ".srlib-file")
         browser.wait(f"{APP}.dataset.state === 'ready'")
         for name in args.models:
             times, extra = [], []

@@ -105,15 +105,6 @@ def test_the_engine_upscales_a_photo_as_srlib_upscale_does():
         assert psnr(js[..., :3], expected) >= 45, name
 
 
-# Put a file into the page's file input, as a reader choosing it would.
-FEED = """(() => {{
-  const bytes = Uint8Array.from(atob("{data}"), (ch) => ch.charCodeAt(0));
-  const list = new DataTransfer();
-  list.items.add(new File([bytes], "{name}", {{ type: "{type}" }}));
-  const input = document.querySelector(".srlib-file");
-  input.files = list.files;
-  input.dispatchEvent(new Event("change"));
-}})()"""
 STATE = "document.querySelector('.srlib-app').dataset.state"
 STATUS = "document.querySelector('.srlib-status').textContent"
 # The pixels of the comparison's right-hand canvas, as base64 RGBA.
@@ -148,7 +139,7 @@ def encoded(image: np.ndarray | bytes, fmt: str = "PNG", **options) -> str:
 
 
 def choose(browser: Chromium, data: str, name: str, kind: str) -> str:
-    browser.evaluate(FEED.format(data=data, name=name, type=kind))
+    browser.choose_file(data, name, kind, ".srlib-file")
     browser.wait(f"['ready', 'error'].includes({STATE})")
     return browser.evaluate(STATUS)
 
