@@ -47,11 +47,16 @@ def sobel(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return both[:, :1], both[:, 1:]
 
 
+def sobel_magnitude(x: torch.Tensor) -> torch.Tensor:
+    """Sobel gradient magnitude of (N, 1, H, W): how steep each pixel's neighbourhood is."""
+    gx, gy = sobel(x)
+    return torch.sqrt(gx * gx + gy * gy)
+
+
 def edge_mask(hr: torch.Tensor) -> torch.Tensor:
     """Sobel gradient magnitude of each image scaled to [0, 1] (min to max): 1 on its strongest
     edge, 0 where it is flattest. A flat image gets 0 everywhere."""
-    gx, gy = sobel(hr)
-    magnitude = torch.sqrt(gx * gx + gy * gy)
+    magnitude = sobel_magnitude(hr)
     low = magnitude.amin(dim=(1, 2, 3), keepdim=True)
     span = magnitude.amax(dim=(1, 2, 3), keepdim=True) - low
     return torch.where(span > 0, (magnitude - low) / span.clamp_min(1e-12), torch.zeros_like(magnitude))
@@ -134,8 +139,7 @@ def get_loss(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
 def edge_flat_errors(sr: torch.Tensor, hr: torch.Tensor, quantile: float = 0.9) -> tuple[float, float]:
     """RMS error (on the 0-255 scale) on the target's edge pixels (Sobel magnitude in its top
     ``1 - quantile``) and on its flat pixels (the rest): where a loss spends its accuracy."""
-    gx, gy = sobel(hr)
-    magnitude = torch.sqrt(gx * gx + gy * gy).flatten()
+    magnitude = sobel_magnitude(hr).flatten()
     error = ((sr - hr) * 255).flatten().square()
     edges = magnitude >= torch.quantile(magnitude, quantile)
     return math.sqrt(float(error[edges].mean())), math.sqrt(float(error[~edges].mean()))

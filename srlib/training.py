@@ -527,6 +527,13 @@ class TrainResult:
         """The last validation PSNR, or None without validation images."""
         return next((h["val_psnr"] for h in reversed(self.history) if h["val_psnr"] is not None), None)
 
+    @property
+    def epoch_seconds(self) -> float:
+        """Median seconds of one epoch on the run's training clock (validation excluded): the
+        typical epoch, robust to the odd slow one."""
+        clock = np.array([0.0] + [h["wall_time"] for h in self.history])
+        return float(np.median(np.diff(clock)))
+
 
 @dataclass
 class _State:

@@ -29,6 +29,12 @@ def test_the_edge_mask_is_one_on_the_edge_and_zero_on_flat_ground():
     assert (losses.edge_mask(torch.full((2, 1, 8, 8), 0.5)) == 0).all()  # a flat image has no edges
 
 
+def test_the_sobel_magnitude_of_a_step_is_four_steps_beside_it_and_zero_elsewhere():
+    magnitude = losses.sobel_magnitude(edge_image())[0, 0]  # Sobel's weights 1, 2, 1 sum to 4
+    assert torch.allclose(magnitude[:, 15:17], torch.tensor(4 * 0.6))
+    assert float(magnitude[:, :15].max()) < 1e-6 and float(magnitude[:, 17:].max()) < 1e-6
+
+
 def test_the_gradient_sensitive_loss_weighs_an_error_on_the_edge_more_than_one_on_flat_ground():
     hr = edge_image()
     on_edge, on_flat = hr.clone(), hr.clone()

@@ -495,3 +495,9 @@ def test_interpolation_psnr_is_the_protocols_bicubic_score_up_to_the_lr_rounding
     score = training.interpolation_psnr(training.validation_pairs(images, 2), 2)
     protocol = metrics.evaluate_set(images, 2, lambda lr, s: resample.imresize(lr, s))["psnr"]
     assert score == pytest.approx(protocol, abs=0.1)  # validation's LR is float, the protocol's uint8
+
+
+def test_epoch_seconds_is_the_typical_epoch_of_the_training_clock_not_the_odd_slow_one(tmp_path):
+    history = [{"epoch": e, "wall_time": t} for e, t in enumerate((1.0, 2.0, 3.0, 10.0, 11.0), start=1)]
+    result = training.TrainResult(model=torch.nn.Identity(), history=history, out_dir=tmp_path, provenance={})
+    assert result.epoch_seconds == 1.0
