@@ -256,10 +256,13 @@ def most_improved_box(reference: np.ndarray, better: np.ndarray, worse: np.ndarr
 
 
 def compare_crops(images: dict[str, np.ndarray], box: tuple[int, int, int, int], *,
-                  psnr: dict[str, float] | None = None, full: str | None = None, size: float = 2.4) -> plt.Figure:
+                  psnr: dict[str, float] | None = None, full: str | None = None, size: float = 2.4,
+                  rows: int | None = None) -> plt.Figure:
     """One image (``full``, by default the last) with ``box`` = (top, left, height, width)
-    outlined, then that region of every image enlarged side by side (nearest neighbour, so
-    pixels stay visible), each titled with its name and, when given, its PSNR."""
+    outlined, then that region of every image enlarged (nearest neighbour, so pixels stay
+    visible), each titled with its name and, when given, its PSNR. The crops fill ``rows`` rows
+    beside the whole image (default: two from four images on, so that at a page's width each
+    crop stays large enough to compare)."""
     if not images:
         raise ValueError("compare_crops needs at least one image")
     arrays = {name: np.asarray(image) for name, image in images.items()}
@@ -270,18 +273,25 @@ def compare_crops(images: dict[str, np.ndarray], box: tuple[int, int, int, int],
     full = full if full is not None else list(arrays)[-1]
     if full not in arrays:
         raise ValueError(f"full={full!r} is not one of the images {list(arrays)}")
+    rows = rows if rows is not None else (2 if len(arrays) >= 4 else 1)
+    if isinstance(rows, bool) or not isinstance(rows, int) or not 1 <= rows <= len(arrays):
+        raise ValueError(f"rows must be an integer from 1 to the number of images ({len(arrays)}), got {rows!r}")
     shape = shapes.pop()
     top, left, height, width = _check_box(box, shape)
-    # Panels no narrower than 3/4 of their height, so a tall crop still has room for its title.
-    ratios = [max(0.75, r) for r in [shape[1] / shape[0]] + [width / height] * len(arrays)]
-    fig, axes = plt.subplots(1, len(ratios), figsize=(size * sum(ratios) + 0.1 * len(ratios), size + 0.55),
-                             gridspec_kw={"width_ratios": ratios}, squeeze=False, layout="compressed")
-    axes = axes[0]
-    _imshow(axes[0], arrays[full])
-    axes[0].add_patch(matplotlib.patches.Rectangle((left - 0.5, top - 0.5), width, height, fill=False,
-                                                   edgecolor="red", linewidth=1.2))
-    axes[0].set_title(f"{full} (whole image)")
-    for ax, (name, image) in zip(axes[1:], arrays.items()):
+    per_row = -(-len(arrays) // rows)
+    # Panels no narrower than 3/4 of their height, so a tall crop still has room for its title;
+    # the whole image spans every row.
+    whole_ratio, crop_ratio = rows * max(0.75, shape[1] / shape[0]), max(0.75, width / height)
+    ratios = [whole_ratio] + [crop_ratio] * per_row
+    fig = plt.figure(figsize=(size * sum(ratios) + 0.1 * len(ratios), rows * (size + 0.55)), layout="compressed")
+    grid = fig.add_gridspec(rows, len(ratios), width_ratios=ratios)
+    whole = fig.add_subplot(grid[:, 0])
+    _imshow(whole, arrays[full])
+    whole.add_patch(matplotlib.patches.Rectangle((left - 0.5, top - 0.5), width, height, fill=False,
+                                                 edgecolor="red", linewidth=1.2))
+    whole.set_title(f"{full} (whole image)")
+    for index, (name, image) in enumerate(arrays.items()):
+        ax = fig.add_subplot(grid[index // per_row, 1 + index % per_row])
         _imshow(ax, image[top:top + height, left:left + width])
         for spine in ax.spines.values():
             spine.set_edgecolor("red")

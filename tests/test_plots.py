@@ -93,10 +93,24 @@ def test_compare_crops_accepts_grey_images_and_another_full_image():
     assert fig.axes[0].get_title() == "a (whole image)"
 
 
+def test_four_or_more_crops_fill_two_rows_beside_the_whole_image_which_spans_both():
+    names = ["bicubic", "a", "b", "c", "truth"]
+    fig = compare_crops({n: image(i) for i, n in enumerate(names)}, (5, 10, 12, 16))
+    whole, *crops = fig.axes
+    assert [ax.get_title() for ax in crops] == names
+    assert whole.get_subplotspec().rowspan == range(0, 2)
+    assert [ax.get_subplotspec().rowspan.start for ax in crops] == [0, 0, 0, 1, 1]
+    assert compare_crops({n: image(i) for i, n in enumerate(names)}, (5, 10, 12, 16), rows=1).axes[1].get_subplotspec().rowspan == range(0, 1)
+    with pytest.raises(ValueError, match="rows must be"):
+        compare_crops({"a": image(0)}, (0, 0, 4, 4), rows=2)
+
+
 @pytest.mark.parametrize("shape, box", [((41, 60, 3), (5, 10, 12, 16)), ((256, 256, 3), (0, 0, 40, 90)),
                                         ((120, 50, 3), (10, 5, 60, 20))])
-def test_compare_crops_keeps_every_title_line_inside_the_figure(shape, box):
-    fig = compare_crops({"bicubic": image(0, shape), "network": image(1, shape), "truth": image(2, shape)}, box,
+@pytest.mark.parametrize("count", [3, 5])
+def test_compare_crops_keeps_every_title_line_inside_the_figure(shape, box, count):
+    names = ["bicubic", "network", "other", "more", "truth"][-count:]
+    fig = compare_crops({n: image(i, shape) for i, n in enumerate(names)}, box,
                         psnr={"bicubic": 21.2, "network": 22.3})
     fig.canvas.draw()
     frame = fig.bbox
