@@ -228,6 +228,13 @@ def chroma_roundtrip(rgb: np.ndarray, scheme: str = "4:2:0", *, down_kernel: str
     return upsample_chroma(planes, kernel=up_kernel)
 
 
+def as_rgb(image: np.ndarray) -> np.ndarray:
+    """The colour planes (H, W, 3) of a grey (H, W), RGB or RGBA image: grey repeated as
+    R = G = B, alpha left out (a view where no copy is needed)."""
+    array = np.asarray(image)
+    return np.repeat(array[..., None], 3, axis=2) if array.ndim == 2 else array[..., :3]
+
+
 def upscale_rgb(rgb: np.ndarray, scale: float, y_upscaler: Callable[[np.ndarray], np.ndarray],
                 chroma_kernel: str = "lanczos3") -> np.ndarray:
     """Upscale a uint8 colour image the way SR papers do: a luma-only model on Y, a plain
@@ -242,8 +249,7 @@ def upscale_rgb(rgb: np.ndarray, scale: float, y_upscaler: Callable[[np.ndarray]
     if array.dtype != np.uint8 or not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (3, 4))):
         raise ValueError(f"upscale_rgb needs a uint8 image (H, W), (H, W, 3) or (H, W, 4), "
                          f"got {array.dtype} {array.shape}")
-    colour = np.repeat(array[..., None], 3, axis=2) if array.ndim == 2 else array[..., :3]
-    ycc = rgb_to_ycbcr(colour, "studio")
+    ycc = rgb_to_ycbcr(as_rgb(array), "studio")
     y = np.asarray(y_upscaler(ycc[..., 0]), dtype=np.float64)
     h, w = array.shape[:2]
     expected = (math.ceil(h * scale - 1e-9), math.ceil(w * scale - 1e-9))

@@ -26,6 +26,8 @@ from .imageio import ImageError, atomic_write, read_image
 
 ENV_VAR = "SRLIB_DATA"
 DEFAULT_ROOT = Path("~/.cache/srlib/data")
+# Training sets made of registered ones: "291", VDSR's (Kim et al. 2016), is T91 and BSD200.
+COMBINED = {"291": ("T91", "BSD200")}
 IMAGE_SUFFIXES = {".bmp", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".ppm", ".pgm", ".webp"}
 
 

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from . import __version__, metrics, models
-from .color import rgb_to_y, rgb_to_ycbcr, round_half_away, ycbcr_to_rgb
+from .color import as_rgb, rgb_to_y, rgb_to_ycbcr, round_half_away, ycbcr_to_rgb
 from .resample import resize
 from .imageio import atomic_write
 from .training import default_device
@@ -369,7 +369,7 @@ def _upscale_strip(model: nn.Module, strip: np.ndarray, tile: int | None) -> np.
     """``upscale`` of one strip, whole: float32 colour work around the network's luma."""
     s = int(model.scale)
     target = next(model.parameters()).device
-    colour = np.repeat(strip[..., None], 3, axis=2) if strip.ndim == 2 else strip[..., :3]
+    colour = as_rgb(strip)
     # planes made contiguous while still uint8: the colour products then run 3x faster
     rgb = torch.from_numpy(np.ascontiguousarray(colour)).to(target).permute(2, 0, 1).contiguous().to(torch.float32)
     ycc = rgb_to_ycbcr(rgb, "studio")

@@ -303,6 +303,7 @@ def compare_crops(images: dict[str, np.ndarray], box: tuple[int, int, int, int],
 def cost_quality(runs: list[dict], baselines: dict[int, float], targets: dict[str, float] | None = None) -> plt.Figure:
     """Set5 validation PSNR against training CPU time (hours, log scale), one panel per scale:
     each run of ``srlib.results.pretrained_runs`` a curve ending at its protocol score (a dot),
+    one colour per network and another line style for each further run of it,
     ``baselines`` (scale -> PSNR) a dashed line, ``targets`` ("model xS" -> PSNR) a star."""
     scales = sorted({run["scale"] for run in runs})
     if not scales:
@@ -310,11 +311,14 @@ def cost_quality(runs: list[dict], baselines: dict[int, float], targets: dict[st
     fig, axes = plt.subplots(1, len(scales), figsize=(3.0 * len(scales) + 1.0, 3.4), squeeze=False)
     colours = {model: f"C{i}" for i, model in enumerate(sorted({run["model"] for run in runs}))}
     for ax, scale in zip(axes[0], scales):
+        drawn: dict[str, int] = {}  # runs of one model in this panel: one colour, told apart by line style
         for run in (r for r in runs if r["scale"] == scale):
             points = [(h["wall_time"] / 3600, h["val_psnr"]) for h in run["history"] if h.get("val_psnr") is not None]
             hours, psnr = zip(*points)
             colour = colours[run["model"]]
-            ax.plot(hours, psnr, "-", color=colour, lw=1.2, label=run["name"])
+            style = ("-", "-.", ":")[drawn.get(run["model"], 0) % 3]
+            drawn[run["model"]] = drawn.get(run["model"], 0) + 1
+            ax.plot(hours, psnr, style, color=colour, lw=1.2, label=run["name"])
             ax.plot(run["wall_time"] / 3600, run["scores"][run["model"]]["Set5"]["psnr"], "o", color=colour, ms=4)
             target = (targets or {}).get(f"{run['model']} x{scale}")
             if target is not None:

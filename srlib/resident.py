@@ -53,7 +53,7 @@ class ResidentPatches:
         self.mix, self.patches_per_image, self.augment = tuple(mix), int(patches_per_image), augment
         self.stride = 1 if self.mix else self.scale
         training.check_degrade(degrade)
-        on_device = [torch.from_numpy(_rgb(image)).to(self.device).permute(2, 0, 1) for _, image in images]
+        on_device = [torch.from_numpy(np.array(color.as_rgb(image))).to(self.device).permute(2, 0, 1) for _, image in images]
         on_device += [resample.imresize(image, f) for f in rescale for image in on_device]
         hr_side = self.patch * self.stride
         inputs, targets = [], []
@@ -102,11 +102,6 @@ class ResidentPatches:
                         + (y[:, None, None] * s + self.target_rows[t]) * self.hr_widths[image, None, None]
                         + x[:, None, None] * s + self.target_cols[t])
         return lr[:, None], hr[:, None]
-
-
-def _rgb(image: np.ndarray) -> np.ndarray:
-    array = np.asarray(image)
-    return np.repeat(array[..., None], 3, axis=2) if array.ndim == 2 else np.array(array[..., :3])  # a writable copy
 
 
 def _starts(sizes: list[int], device: torch.device) -> torch.Tensor:

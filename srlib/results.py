@@ -97,7 +97,9 @@ def record(name: str, profile: str, *, claims: dict[str, dict], data: dict | Non
     """Write ``results/<name>-<profile>.json`` when SRLIB_RESULTS_DIR is set (else do nothing).
 
     ``claims`` maps a claim id to {"measured": str, "verdict": one of VERDICTS,
-    "conditions": str}; the file is replaced atomically.
+    "conditions": str}, and "basis": "converged" when the measurement is of networks trained to
+    convergence (e.g. the shipped weights) rather than of the profile's own training; the file
+    is replaced atomically.
     """
     known = {c.id for c in CLAIMS}
     for cid, row in claims.items():
@@ -105,6 +107,8 @@ def record(name: str, profile: str, *, claims: dict[str, dict], data: dict | Non
             raise ValueError(f"unknown claim id {cid!r}")
         if row.get("verdict") not in VERDICTS or not row.get("measured"):
             raise ValueError(f"claim {cid} needs a 'measured' value and a verdict among {VERDICTS}")
+        if row.get("basis", "converged") != "converged":
+            raise ValueError(f"claim {cid}: basis can only be 'converged', got {row['basis']!r}")
     folder = os.environ.get("SRLIB_RESULTS_DIR")
     if not folder:
         return None
@@ -155,34 +159,36 @@ def ledger(folder: str | os.PathLike = RESULTS_DIR) -> list[dict]:
     """One row per claim C1–C12 and condition: the article's value beside its measurements.
 
     Converged runs lead: a chapter's full-profile row replaces its quick one, rows of other
-    chapters (other conditions) stay, identical rows appear once. A minutes-long quick run
-    never makes a claim "not reproduced": its verdict then reads "not testable at this
-    budget" (its number is kept, labelled as such). A claim nobody has measured says so.
+    chapters (other conditions) stay, identical rows appear once; each row's "basis" says
+    what was measured: "full", "converged" (trained to convergence, whatever the profile that
+    scored it) or "quick". A minutes-long quick run never makes a claim "not reproduced": its
+    verdict then reads "not testable at this budget" (its number is kept, labelled as such).
+    A claim nobody has measured says so.
     """
     measured: dict[str, list[dict]] = {}
     for result in load_all(folder):
         prov = result["provenance"]
         for cid, row in result["claims"].items():
             measured.setdefault(cid, []).append({
-                **row, "profile": prov["profile"], "device": prov["device"],
+                **row, "basis": row.get("basis", prov["profile"]), "profile": prov["profile"], "device": prov["device"],
                 "commit": (prov["git_commit"] or "unknown")[:10], "source": result["name"]})
     rows = []
     for claim in CLAIMS:
         found = measured.get(claim.id, [])
         with_full = {r["source"] for r in found if r["profile"] == "full"}
         kept, seen = [], set()
-        for row in sorted(found, key=lambda r: r["profile"] != "full"):
+        for row in sorted(found, key=lambda r: r["basis"] == "quick"):
             key = (row["source"] if row["profile"] == "full" or row["source"] in with_full else None,
                    row["measured"], row["conditions"])
             if (row["profile"] != "full" and row["source"] in with_full) or key in seen:
                 continue
             seen.add(key)
             kept.append(row)
-        kept = [{**r, "verdict": QUICK_ONLY} if r["profile"] != "full" and r["verdict"] == "not reproduced" else r
+        kept = [{**r, "verdict": QUICK_ONLY} if r["basis"] == "quick" and r["verdict"] == "not reproduced" else r
                 for r in kept]
         base = {"id": claim.id, "claim": claim.text, "article": claim.article, "chapter": claim.chapter}
         if not kept:
             rows.append({**base, "measured": "—", "verdict": "not yet measured", "conditions": "—",
-                         "profile": "—", "device": "—", "commit": "—"})
+                         "basis": "—", "profile": "—", "device": "—", "commit": "—"})
         rows.extend({**base, **row} for row in kept)
     return rows

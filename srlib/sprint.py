@@ -146,7 +146,7 @@ def unpack(archive: str | os.PathLike) -> dict[str, list[tuple[str, np.ndarray]]
 # --- one worker's runs ------------------------------------------------------------------------------
 
 def _training_images(sets: dict, name: str) -> list:
-    return sets["T91"] + sets["BSD200"] if name == "291" else sets[name]
+    return [image for part in data.COMBINED.get(name, (name,)) for image in sets[part]]
 
 
 def _set_options(options: dict) -> None:

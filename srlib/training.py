@@ -65,10 +65,11 @@ def load_images(name_or_dir: str | os.PathLike) -> list[tuple[str, np.ndarray]]:
     special: dict[str, Callable[[], list[tuple[str, np.ndarray]]]] = {
         "lineart": samples.line_art_train,
         "photos": samples.photographs,
-        "291": lambda: data.load_set("T91") + data.load_set("BSD200"),
     }
     if isinstance(name_or_dir, str) and name_or_dir in special:
         return special[name_or_dir]()
+    if isinstance(name_or_dir, str) and name_or_dir in data.COMBINED:
+        return [image for part in data.COMBINED[name_or_dir] for image in data.load_set(part)]
     return data.load_set(name_or_dir)
 
 

@@ -247,3 +247,10 @@ def test_upscale_rgb_passes_alpha_through_and_keeps_grey_grey():
 def test_upscale_rgb_rejects_a_wrongly_sized_luma():
     with pytest.raises(ValueError, match="y_upscaler returned shape"):
         color.upscale_rgb(random_rgb(), 2, lambda y: y)
+
+
+def test_as_rgb_repeats_grey_and_leaves_alpha_out():
+    grey = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    assert np.array_equal(color.as_rgb(grey), np.stack([grey] * 3, axis=2))
+    rgba = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    assert np.array_equal(color.as_rgb(rgba), rgba[..., :3])

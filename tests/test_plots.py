@@ -208,5 +208,8 @@ def test_cost_quality_draws_one_panel_per_scale_with_a_curve_per_run():
         "a-x2", "b-x2", "bicubic (33.00 dB)"]
     assert left.get_xscale() == "log"
     plt.close(fig)
+    twins = plots.cost_quality([run("a-x2", "fsrcnn", 2), run("b-x2", "fsrcnn", 2)], {2: 33.0})
+    first, second = (line for line in twins.axes[0].lines if line.get_label() in ("a-x2", "b-x2"))
+    assert first.get_color() == second.get_color() and first.get_linestyle() != second.get_linestyle()
     with pytest.raises(ValueError, match="at least one run"):
         plots.cost_quality([], {})

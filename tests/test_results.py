@@ -64,6 +64,17 @@ def test_ledger_keeps_one_row_per_condition_and_never_fails_a_claim_on_a_quick_r
     assert [(r["profile"], r["verdict"]) for r in c3] == [("full", "not reproduced"), ("quick", "not testable at this budget")]
 
 
+def test_a_converged_measurement_leads_and_keeps_its_verdict_whatever_the_profile_that_scored_it(monkeypatch, tmp_path):
+    monkeypatch.setenv("SRLIB_RESULTS_DIR", str(tmp_path))
+    record("a", "quick", claims={"C3": {"measured": "+0.4 dB", "verdict": "not reproduced", "conditions": "minutes"}})
+    record("b", "quick", claims={"C3": {"measured": "+0.5 dB", "verdict": "not reproduced", "conditions": "hours",
+                                        "basis": "converged"}})
+    c3 = [r for r in ledger(tmp_path) if r["id"] == "C3"]
+    assert [(r["basis"], r["verdict"]) for r in c3] == [("converged", "not reproduced"), ("quick", "not testable at this budget")]
+    with pytest.raises(ValueError, match="basis"):
+        record("c", "quick", claims={"C3": {"measured": "x", "verdict": "partly", "conditions": "c", "basis": "long"}})
+
+
 def test_future_work_rows_come_from_the_full_run_when_there_is_one(monkeypatch, tmp_path):
     monkeypatch.setenv("SRLIB_RESULTS_DIR", str(tmp_path))
     row = {"suggestion": "edge loss", "measured": "-0.1 dB", "conditions": "minutes"}
