@@ -369,9 +369,11 @@ def _upscale_strip(model: nn.Module, strip: np.ndarray, tile: int | None) -> np.
     """``upscale`` of one strip, whole: float32 colour work around the network's luma."""
     s = int(model.scale)
     target = next(model.parameters()).device
-    colour = as_rgb(strip)
+    colour = np.ascontiguousarray(as_rgb(strip))
+    if not colour.flags.writeable:  # e.g. np.asarray of a PIL image: torch warns on read-only memory
+        colour = colour.copy()
     # planes made contiguous while still uint8: the colour products then run 3x faster
-    rgb = torch.from_numpy(np.ascontiguousarray(colour)).to(target).permute(2, 0, 1).contiguous().to(torch.float32)
+    rgb = torch.from_numpy(colour).to(target).permute(2, 0, 1).contiguous().to(torch.float32)
     ycc = rgb_to_ycbcr(rgb, "studio")
     del rgb
     luma = upscale_luma(model, (ycc[:1] / 255.0)[None], tile=tile)[0, 0]

@@ -5,6 +5,7 @@ import os
 import pickle
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -249,6 +250,17 @@ def test_rgba_upscale_keeps_the_colour_result_and_lanczos_alpha():
     assert out.shape == (30, 32, 4)
     assert np.array_equal(out[..., :3], inference.upscale(rgba[..., :3], model, tile=6))
     assert np.array_equal(out[..., 3], resize(rgba[..., 3], 2, kernel="lanczos3"))
+
+
+def test_a_read_only_image_is_upscaled_without_a_warning_and_left_as_it_was():
+    model = randomised(models.ESPCN(2, f=(8, 4)))
+    image = smooth_image(15, 16)
+    frozen = image.copy()
+    frozen.flags.writeable = False  # as np.asarray of a PIL image gives
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = inference.upscale(frozen, model)
+    assert np.array_equal(out, inference.upscale(image, model)) and np.array_equal(frozen, image)
 
 
 def test_an_image_smaller_than_the_receptive_field_is_refused():
