@@ -60,7 +60,7 @@ def test_every_shipped_network_exports_with_its_geometry():
     assert [layer["op"] for layer in spvdsr["layers"]] == ["skip"] + ["conv"] * 6 + ["shuffle", "add"]
     assert spvdsr["layers"][1]["act"] == "leaky" and spvdsr["layers"][6]["act"] is None
     assert spvdsr["halo"] == 6 and spvdsr["widest"] == 8
-    srcnn = next(m for m in exported["models"] if m["model"] == "srcnn")
+    srcnn = next(m for m in exported["models"] if m["name"] == "srcnn-x3-t91")
     assert srcnn["widest"] == 64 * 3 ** 2  # it runs at HR size: 64 channels for each of 9 HR pixels
     weight = base64.b64decode(spvdsr["layers"][1]["weight"])
     assert len(weight) == 4 * 9 * 1 * 8  # float32 (ky, kx, cin, cout)
