@@ -369,10 +369,9 @@ def _upscale_strip(model: nn.Module, strip: np.ndarray, tile: int | None) -> np.
     """``upscale`` of one strip, whole: float32 colour work around the network's luma."""
     s = int(model.scale)
     target = next(model.parameters()).device
-    colour = np.ascontiguousarray(as_rgb(strip))
-    if not colour.flags.writeable:  # e.g. np.asarray of a PIL image: torch warns on read-only memory
-        colour = colour.copy()
-    # planes made contiguous while still uint8: the colour products then run 3x faster
+    # planes made contiguous while still uint8: the colour products then run 3x faster; and
+    # writable, which torch wants (np.asarray of a PIL image is read-only): a copy only if needed
+    colour = np.require(as_rgb(strip), requirements=("C", "W"))
     rgb = torch.from_numpy(colour).to(target).permute(2, 0, 1).contiguous().to(torch.float32)
     ycc = rgb_to_ycbcr(rgb, "studio")
     del rgb
