@@ -6,8 +6,9 @@ Scores the run's weights.pt with `srlib eval` under srlib's pinned arithmetic
 (``python -m srlib.portable``) on Set5, Set14 and BSD100 beside MATLAB bicubic and
 Lanczos-3, writes results/pretrained/NAME.json (scores, the run's configuration, history and
 provenance), copies the weights to srlib/pretrained/NAME.pt and adds or replaces the manifest
-entry. The manifest is then ordered by scale, photo networks before line art, best Set5 PSNR
-first: so ``--model NETWORK`` and an upscale without ``--model`` pick the best photo weights.
+entry. A mixed-scale run (VDSR) ships once per scale into one ``--file``; its Set5 history,
+validated at the run's own scale, is kept only in that scale's results. The manifest is then
+ordered by scale, photo networks before line art, best Set5 PSNR first: so ``--model NETWORK`` and an upscale without ``--model`` pick the best photo weights.
 No test set chooses anything here: the weights shipped are the run's last ones.
 """
 import argparse
@@ -43,14 +44,18 @@ def main() -> None:
     parser.add_argument("--name", required=True, help="the entry's name, e.g. espcn-x3-t91")
     parser.add_argument("--scale", required=True, type=int, help="the scale to ship (one of a mixed-scale run's)")
     parser.add_argument("--data", required=True, help="the manifest's training_data text")
+    parser.add_argument("--file", help="the weights file's name in srlib/pretrained (default NAME.pt): one "
+                                       "file for every scale of a mixed-scale run")
     args = parser.parse_args()
     weights, history = args.run / "weights.pt", json.loads((args.run / "history.json").read_text())
     payload = torch.load(weights, map_location="cpu", weights_only=True)
     model = payload["model"]
     scores = {model: score(args.scale, "--model", model, "--weights", str(weights)),
               **{method: score(args.scale, "--method", method) for method in ("bicubic", "lanczos3")}}
-    target = ROOT / "srlib" / "pretrained" / f"{args.name}.pt"
+    target = ROOT / "srlib" / "pretrained" / (args.file or f"{args.name}.pt")
     shutil.copy(weights, target)
+    if args.scale != history["config"]["scale"]:  # Set5 monitored another scale of a mixed-scale run
+        history["history"] = [{**h, "val_psnr": None, "val_ssim": None} for h in history["history"]]
     result = {"name": args.name, "model": model, "scale": args.scale, "scores": scores,
               "note": "Protocol scores (MATLAB bicubic LR, studio Y, border crop = scale) computed by "
                       "`srlib eval` under srlib.portable's pins. Set5 only monitored the run; the shipped "

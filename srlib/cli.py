@@ -16,6 +16,7 @@ traceback, and leave no partial output file.
 """
 import argparse
 import ast
+import gc
 import json
 import sys
 from functools import partial
@@ -426,7 +427,8 @@ def _parser() -> argparse.ArgumentParser:
                     "shipped networks in the browser (no server, works offline), or OUTPUT.json, the "
                     "networks as layer lists with float32 weights for srlib/web/engine.js.")
     export.add_argument("output", metavar="OUTPUT", help="a .html or .json file")
-    export.add_argument("--models", nargs="+", metavar="NAME", help="these shipped weights only (default: all)")
+    export.add_argument("--models", nargs="+", metavar="NAME", help="these shipped weights only (default: all but those too slow for a "
+                             "browser, such as VDSR)")
     export.set_defaults(run=_cmd_export)
 
     download = commands.add_parser("download", help="fetch a benchmark set and verify every file",
@@ -473,6 +475,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line ``argv`` (default: sys.argv[1:]); returns the exit status."""
     args = _parser().parse_args(argv)
+    # torch's import leaves ~10^5 long-lived objects; frozen, the collector never walks them
+    # again, and exiting no longer costs ~0.6 s of a 3 s `srlib upscale` (measured here).
+    gc.freeze()
     try:
         return args.run(args)
     except (ValueError, OSError, training.TrainingDiverged) as exc:

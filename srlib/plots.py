@@ -302,7 +302,8 @@ def compare_crops(images: dict[str, np.ndarray], box: tuple[int, int, int, int],
 
 def cost_quality(runs: list[dict], baselines: dict[int, float], targets: dict[str, float] | None = None) -> plt.Figure:
     """Set5 validation PSNR against training CPU time (hours, log scale), one panel per scale:
-    each run of ``srlib.results.pretrained_runs`` a curve ending at its protocol score (a dot),
+    each run of ``srlib.results.pretrained_runs`` a curve ending at its protocol score (a dot;
+    the dot alone for a scale the run served but did not validate, as VDSR's ×3 and ×4),
     one colour per network and another line style for each further run of it,
     ``baselines`` (scale -> PSNR) a dashed line, ``targets`` ("model xS" -> PSNR) a star."""
     scales = sorted({run["scale"] for run in runs})
@@ -314,12 +315,13 @@ def cost_quality(runs: list[dict], baselines: dict[int, float], targets: dict[st
         drawn: dict[str, int] = {}  # runs of one model in this panel: one colour, told apart by line style
         for run in (r for r in runs if r["scale"] == scale):
             points = [(h["wall_time"] / 3600, h["val_psnr"]) for h in run["history"] if h.get("val_psnr") is not None]
-            hours, psnr = zip(*points)
             colour = colours[run["model"]]
             style = ("-", "-.", ":")[drawn.get(run["model"], 0) % 3]
             drawn[run["model"]] = drawn.get(run["model"], 0) + 1
-            ax.plot(hours, psnr, style, color=colour, lw=1.2, label=run["name"])
-            ax.plot(run["wall_time"] / 3600, run["scores"][run["model"]]["Set5"]["psnr"], "o", color=colour, ms=4)
+            if points:
+                ax.plot(*zip(*points), style, color=colour, lw=1.2, label=run["name"])
+            ax.plot(run["wall_time"] / 3600, run["scores"][run["model"]]["Set5"]["psnr"], "o", color=colour, ms=4,
+                    label=None if points else run["name"])
             target = (targets or {}).get(f"{run['model']} x{scale}")
             if target is not None:
                 ax.plot(run["wall_time"] / 3600, target, "*", color=colour, ms=9, mec="k", mew=0.5)

@@ -27,6 +27,10 @@ from . import color, inference, models
 WEB_DIR = Path(__file__).with_name("web")
 #: Largest output the page makes, in pixels (the page says so and refuses anything above).
 MAX_OUTPUT_PIXELS = 32_000_000
+#: Multiply-adds per output pixel above which a network stays off the page unless named: VDSR's
+#: 664,704 would take minutes per photograph at the engine's ~1 GMAC/s per core, and carry
+#: 2.7 MB of weights for each of its three scales.
+PAGE_MAX_MACS = 100_000
 _ACTIVATIONS = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.LeakyReLU: "leaky", nn.PReLU: "prelu"}
 
 
@@ -107,8 +111,8 @@ def colour_matrices() -> dict:
 
 
 def bundle(names: list[str] | None = None) -> dict:
-    """The shipped weights (all, or those named) exported, in the manifest's order, with the
-    colour matrices: what the page and ``srlib export`` carry."""
+    """The shipped weights exported (those named, or all within ``PAGE_MAX_MACS``), in the
+    manifest's order, with the colour matrices: what the page and ``srlib export`` carry."""
     entries = inference.pretrained_models()
     if names is not None:
         known = {e.name for e in entries}
@@ -119,6 +123,8 @@ def bundle(names: list[str] | None = None) -> dict:
     exported = []
     for entry in entries:
         model = inference.load_pretrained(entry.name, entry.scale)
+        if names is None and models.macs_per_pixel(model) > PAGE_MAX_MACS:
+            continue
         exported.append({"name": entry.name, "training_data": entry.training_data, "psnr_set5": entry.psnr_set5,
                          **export_model(model)})
     return {"format": "srlib-web-1", "colour": colour_matrices(), "models": exported}

@@ -213,3 +213,13 @@ def test_cost_quality_draws_one_panel_per_scale_with_a_curve_per_run():
     assert first.get_color() == second.get_color() and first.get_linestyle() != second.get_linestyle()
     with pytest.raises(ValueError, match="at least one run"):
         plots.cost_quality([], {})
+
+
+def test_cost_quality_marks_a_scale_the_run_did_not_validate_with_its_score_alone():
+    history = [{"wall_time": t, "val_psnr": None} for t in (360.0, 3600.0)]
+    run = {"name": "vdsr-x3", "model": "vdsr", "scale": 3, "wall_time": 3600.0, "history": history,
+           "scores": {"vdsr": {"Set5": {"psnr": 32.1}}}}
+    fig = plots.cost_quality([run], {3: 30.4})
+    (labelled,) = [line for line in fig.axes[0].lines if line.get_label() == "vdsr-x3"]
+    assert list(labelled.get_xdata()) == [1.0] and list(labelled.get_ydata()) == [32.1]
+    plt.close(fig)

@@ -55,7 +55,9 @@ def photo(height: int, width: int) -> np.ndarray:
 
 def test_every_shipped_network_exports_with_its_geometry():
     exported = web.bundle()
-    assert [m["name"] for m in exported["models"]] == [e.name for e in inference.pretrained_models()]
+    light = [e.name for e in inference.pretrained_models()
+             if models.macs_per_pixel(inference.load_pretrained(e.name, e.scale)) <= web.PAGE_MAX_MACS]
+    assert [m["name"] for m in exported["models"]] == light
     spvdsr = next(m for m in exported["models"] if m["name"] == "spvdsr-x2-291")
     assert [layer["op"] for layer in spvdsr["layers"]] == ["skip"] + ["conv"] * 6 + ["shuffle", "add"]
     assert spvdsr["layers"][1]["act"] == "leaky" and spvdsr["layers"][6]["act"] is None
@@ -64,6 +66,13 @@ def test_every_shipped_network_exports_with_its_geometry():
     assert srcnn["widest"] == 64 * 3 ** 2  # it runs at HR size: 64 channels for each of 9 HR pixels
     weight = base64.b64decode(spvdsr["layers"][1]["weight"])
     assert len(weight) == 4 * 9 * 1 * 8  # float32 (ky, kx, cin, cout)
+
+
+def test_networks_too_slow_for_a_browser_stay_off_the_page_unless_named(monkeypatch):
+    monkeypatch.setattr(web, "PAGE_MAX_MACS", models.macs_per_pixel(models.build("srcnn", 3)) - 1)
+    names = [m["name"] for m in web.bundle()["models"]]
+    assert names and not any(name.startswith("srcnn") for name in names)
+    assert [m["name"] for m in web.bundle(["srcnn-x3-t91"])["models"]] == ["srcnn-x3-t91"]
 
 
 def test_export_refuses_what_the_engine_cannot_run():
