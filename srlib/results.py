@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from . import __version__
@@ -129,6 +130,20 @@ def pretrained_runs(folder: str | os.PathLike = PRETRAINED_RESULTS) -> list[dict
     provenance."""
     runs = [json.loads(p.read_text()) for p in Path(folder).glob("*.json")]
     return sorted(runs, key=lambda run: (run["scale"], run["name"]))
+
+
+def doubling_gain(history: list[dict], start: float = 0.1, end: float = 0.6) -> float:
+    """Validation dB gained per doubling of training time: a least-squares line in log-time
+    through a run's validations between two fractions of its length, before a schedule's end
+    flattens the curve. Extrapolated, it is how the book predicts the budget of a target."""
+    points = np.array([(h["wall_time"], h["val_psnr"]) for h in history if h.get("val_psnr") is not None])
+    if len(points) == 0:
+        raise ValueError("the history has no validation")
+    seconds, psnr = points.T
+    middle = (seconds >= start * seconds[-1]) & (seconds <= end * seconds[-1])
+    if middle.sum() < 2:
+        raise ValueError(f"fewer than two validations between {start:.0%} and {end:.0%} of the run")
+    return float(np.polyfit(np.log2(seconds[middle]), psnr[middle], 1)[0])
 
 
 def load_all(folder: str | os.PathLike = RESULTS_DIR) -> list[dict]:

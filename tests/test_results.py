@@ -1,8 +1,10 @@
 """srlib.results: provenance-carrying results files and the claims ledger built from them."""
 import json
 
+import numpy as np
 import pytest
 
+from srlib import results
 from srlib.results import CLAIMS, future_work, ledger, provenance, record
 
 
@@ -88,3 +90,11 @@ def test_future_work_rows_come_from_the_full_run_when_there_is_one(monkeypatch, 
 def test_every_file_in_the_shipped_results_folder_is_a_chapter_record_the_ledger_reads():
     rows = ledger()  # the repository's results/: other records (runs, leaderboard) live in subfolders
     assert {row["id"] for row in rows} == {claim.id for claim in CLAIMS}
+
+
+def test_doubling_gain_recovers_the_slope_of_a_log_time_curve_in_its_window():
+    history = [{"wall_time": t, "val_psnr": 30 + 0.4 * np.log2(t) + (5 if t > 700 else 0)} for t in range(10, 1001, 10)]
+    history.insert(3, {"wall_time": 35.0, "val_psnr": None})  # epochs without validation are skipped
+    assert results.doubling_gain(history) == pytest.approx(0.4)  # the late jump lies outside 10-60 %
+    with pytest.raises(ValueError, match="fewer than two validations"):
+        results.doubling_gain(history[:1])
