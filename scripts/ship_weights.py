@@ -26,13 +26,13 @@ ROOT = Path(__file__).resolve().parent.parent
 SETS = ("Set5", "Set14", "BSD100")
 
 
-def score(scale: int, *how: str) -> dict:
+def score(scale: int, *how: str, threads: int = 1) -> dict:
     """Protocol PSNR/SSIM per test set of `srlib eval ... *how`, run pinned."""
     scores = {}
     for name in SETS:
         done = subprocess.run([sys.executable, "-m", "srlib.portable", sys.executable, "-m", "srlib", "eval",
                                "--dataset", name, "--scale", str(scale), *how, "--json"],
-                              capture_output=True, text=True, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                              capture_output=True, text=True, check=True, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
         report = json.loads(done.stdout)
         scores[name] = {"psnr": report["psnr"], "ssim": report["ssim"]}
     return scores
@@ -46,11 +46,12 @@ def main() -> None:
     parser.add_argument("--data", required=True, help="the manifest's training_data text")
     parser.add_argument("--file", help="the weights file's name in srlib/pretrained (default NAME.pt): one "
                                        "file for every scale of a mixed-scale run")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads scoring uses (default 1)")
     args = parser.parse_args()
     weights, history = args.run / "weights.pt", json.loads((args.run / "history.json").read_text())
     payload = torch.load(weights, map_location="cpu", weights_only=True)
     model = payload["model"]
-    scores = {model: score(args.scale, "--model", model, "--weights", str(weights)),
+    scores = {model: score(args.scale, "--model", model, "--weights", str(weights), threads=args.threads),
               **{method: score(args.scale, "--method", method) for method in ("bicubic", "lanczos3")}}
     target = ROOT / "srlib" / "pretrained" / (args.file or f"{args.name}.pt")
     shutil.copy(weights, target)
