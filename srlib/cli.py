@@ -155,6 +155,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         settings["mix_scales"] = tuple(args.mix_scales)
     if args.channels_last:
         settings["channels_last"] = True
+    if args.zero_last:
+        settings["zero_last"] = True
     config = training.TrainConfig(model=args.model, scale=args.scale, options=dict(args.option),
                                   data=args.data, **settings)
     out = Path(args.out)
@@ -391,6 +393,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="also train on every image shrunk by these factors, e.g. 0.9 0.8 0.7 0.6 (FSRCNN)")
     train.add_argument("--mix-scales", type=_positive, nargs="+", metavar="S",
                        help="one network on these scales' patches mixed, e.g. 2 3 4 (VDSR; --patch-size in HR pixels)")
+    train.add_argument("--zero-last", action="store_true",
+                       help="start the last layer at zero, so VDSR or SP-VDSR starts as the interpolation "
+                            "and skips the plateau of He weights (chapter 8)")
     train.add_argument("--channels-last", action="store_true",
                        help="channels-last memory: 1.2-1.5x faster on a CPU, with other rounding than the default")
     train.add_argument("--val", metavar="NAME_OR_DIR", help="validation images, scored every --val-every epochs")

@@ -338,6 +338,7 @@ class TrainConfig:
     bf16: bool = False
     channels_last: bool = False
     loss: str = "mse"
+    zero_last: bool = False
 
     def check(self) -> None:
         """Raise ValueError with a one-line message for a configuration that cannot run."""
@@ -368,6 +369,9 @@ class TrainConfig:
             raise ValueError(f"lr must be positive, got {self.lr}")
         check_degrade(self.degrade)
         losses.get_loss(self.loss)
+        if self.zero_last and self.model not in ("vdsr", "spvdsr"):
+            raise ValueError(f"zero_last needs a network that adds the interpolated input to its output "
+                             f"(vdsr, spvdsr), not {self.model}")
 
     @property
     def hr_patch(self) -> int:
@@ -378,7 +382,7 @@ class TrainConfig:
 # Fields that may change when a run is resumed: none of them changes the weights.
 _RESUMABLE_CHANGES = {"epochs", "iterations", "seconds", "device", "val", "val_every", "checkpoint_every"}
 # Fields added after checkpoints were written: a checkpoint without one trained with this value.
-_ADDED_LATER = {"loss": "mse"}
+_ADDED_LATER = {"loss": "mse", "zero_last": False}
 
 
 def default_device() -> torch.device:
@@ -610,6 +614,18 @@ def _start_from(initial: nn.Module, config: TrainConfig) -> nn.Module:
     return copy.deepcopy(initial)
 
 
+def fresh_network(config: TrainConfig) -> nn.Module:
+    """The network a run starts from; with ``config.zero_last`` its last layer starts at zero,
+    so a residual network starts as the interpolation and skips the plateau He weights
+    put before it (chapter 8)."""
+    model = models.build(config.model, config.scale, **config.options)
+    if config.zero_last:
+        with torch.no_grad():
+            for parameter in last_layer(model).parameters():
+                parameter.zero_()
+    return model
+
+
 def train(config: TrainConfig, out_dir: str | os.PathLike, *, train_images: Images | None = None,
           val_images: Images | None = None, progress: bool = True, initial: nn.Module | None = None) -> TrainResult:
     """Train ``config.model`` on luma patches with its recipe and ``config.loss`` (MSE unless
@@ -650,7 +666,7 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, *, train_images: Imag
 
     with _deterministic(device):
         _seed_everything(config.seed)
-        model = start if start is not None else models.build(config.model, config.scale, **config.options)
+        model = start if start is not None else fresh_network(config)
         model = model.to(device, memory_format=memory_format)
         optimizer, scheduler, clip = RECIPES[config.recipe or config.model](
             model, config.lr, config.hr_patch ** 2)

@@ -501,3 +501,12 @@ def test_epoch_seconds_is_the_typical_epoch_of_the_training_clock_not_the_odd_sl
     history = [{"epoch": e, "wall_time": t} for e, t in enumerate((1.0, 2.0, 3.0, 10.0, 11.0), start=1)]
     result = training.TrainResult(model=torch.nn.Identity(), history=history, out_dir=tmp_path, provenance={})
     assert result.epoch_seconds == 1.0
+
+
+def test_zero_last_starts_a_residual_network_as_its_interpolation():
+    config = training.TrainConfig(model="vdsr", scale=2, options={"depth": 3, "width": 4}, epochs=1, zero_last=True)
+    network = training.fresh_network(config)
+    lr = torch.rand(1, 1, 9, 11)
+    assert torch.equal(network(lr), resample.resize(lr, 2, kernel="bicubic"))
+    with pytest.raises(ValueError, match="zero_last needs a network that adds the interpolated input"):
+        training.TrainConfig(model="espcn", scale=2, epochs=1, zero_last=True).check()
