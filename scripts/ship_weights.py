@@ -8,8 +8,8 @@ Lanczos-3, writes results/pretrained/NAME.json (scores, the run's configuration,
 provenance), copies the weights to srlib/pretrained/NAME.pt and adds or replaces the manifest
 entry. A mixed-scale run (VDSR) ships once per scale into one ``--file``; its Set5 history,
 validated at the run's own scale, is kept only in that scale's results. The manifest is then
-ordered by scale, photo networks before line art, best Set5 PSNR first: so ``--model NETWORK`` and an upscale without ``--model`` pick the best photo weights.
-No test set chooses anything here: the weights shipped are the run's last ones.
+ordered by scale, photo networks before line art, best Set5 PSNR first: so ``--model
+NETWORK`` and an upscale without ``--model`` pick the best photo weights. No test set chooses anything here: the weights shipped are the run's last ones.
 """
 import argparse
 import hashlib

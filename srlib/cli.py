@@ -432,8 +432,8 @@ def _parser() -> argparse.ArgumentParser:
                     "shipped networks in the browser (no server, works offline), or OUTPUT.json, the "
                     "networks as layer lists with float32 weights for srlib/web/engine.js.")
     export.add_argument("output", metavar="OUTPUT", help="a .html or .json file")
-    export.add_argument("--models", nargs="+", metavar="NAME", help="these shipped weights only (default: all but those too slow for a "
-                             "browser, such as VDSR)")
+    export.add_argument("--models", nargs="+", metavar="NAME",
+                        help="these shipped weights only (default: all but those too slow for a browser, such as VDSR)")
     export.set_defaults(run=_cmd_export)
 
     download = commands.add_parser("download", help="fetch a benchmark set and verify every file",
