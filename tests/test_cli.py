@@ -218,7 +218,7 @@ def _bad_inputs(root: Path, folder: Path, weights: Path) -> dict[str, tuple[list
                           "holds weights for spvdsr x2, not for spvdsr x3"),
         "another network": ([good, "--model", "vdsr", "--scale", "2", "--weights", str(weights)],
                             "not for vdsr x2"),
-        "no pretrained weights": ([good, "--model", "vdsr", "--scale", "4"], "srlib train --model vdsr --scale 4"),
+        "no pretrained weights": ([good, "--model", "vdsr", "--scale", "5"], "srlib train --model vdsr --scale 5"),
         "unknown output suffix": ([good, *net], "unknown image suffix"),
     }
 
