@@ -1,6 +1,7 @@
 # Two entry points for a fresh machine (Python 3.10+ and the package registries):
 #   make book   install, execute every chapter with papermill, render the HTML book
 #   make test   install, run srlib's tests, nbval over every chapter, compare figures
+#               (and the pages in headless Chromium, installed from Debian's packages if missing)
 # Other targets: make baselines (re-bless the reference figures), make bench, make lock,
 #   make sprint-images (the images archive the GPU sprint reads: README, "On one GPU").
 
@@ -19,7 +20,7 @@ BOOK_DATA := Set5 Set14 BSD100 T91 BSD200
 
 export PYTHONHASHSEED := 0
 
-.PHONY: install book data execute html test baselines bench lock clean
+.PHONY: install browser book data execute html test baselines bench lock clean
 
 install: $(STAMP)
 
@@ -54,7 +55,17 @@ data: $(STAMP)
 	    $(BIN)/srlib download $$set || { echo "data: $$set not fetched; the chapters will go on without it"; break; }; \
 	done; fi
 
-test: $(STAMP)
+# The book's interactive pages are tested in headless Chromium (tests/headless.py). Where it is
+# missing, `make test` installs Debian's package if it runs as root with apt-get (a CI machine);
+# elsewhere it says so and those tests skip with the same advice.
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	    || echo "browser: could not install Chromium; the browser tests will skip"; \
+	else echo "browser: Chromium not found (Debian: apt install chromium); the browser tests will skip"; fi
+
+test: $(STAMP) browser
 	$(PINNED) $(BIN)/python -m pytest
 
 # Regenerate the reference figures that `make test` compares against; review the
