@@ -3,13 +3,16 @@
 Target (the tool issue): 640x360 -> 1280x720 with SP-VDSR at >= 24 frames/s on 2 cores, real
 time; the rate of every network at x2 for 640x360 and 720x480 (DVD) sources. A clip of moving
 waves with an AAC tone is encoded once per size (H.264), then ``srlib.video.upscale_video``
-runs each network on it; "network" is the share of the time spent in ``upscale_frame``.
+runs each network on it ``--repeats`` times (the median and the range are printed: a shared
+machine's rate varies by a quarter from run to run); "network" is the share of the time spent
+in ``upscale_frame``, which overlaps the encoding (done on a thread of its own).
 Speed does not depend on the weights, so networks without shipped x2 weights run with their
 initial ones. Asserts nothing: run it on an idle machine.
 
-    python benchmarks/bench_video.py [--frames 96] [--networks spvdsr espcn ...]
+    python benchmarks/bench_video.py [--frames 96] [--repeats 3] [--networks spvdsr espcn ...]
 """
 import argparse
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -56,6 +59,7 @@ def network(name: str) -> torch.nn.Module:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=96)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--networks", nargs="+", default=NETWORKS, choices=NETWORKS)
     args = parser.parse_args()
     print(f"x2, {args.frames} frames, torch {torch.__version__} on {torch.get_num_threads()} threads, "
@@ -66,23 +70,27 @@ def main() -> None:
             clip(source, width, height, args.frames)
             for name in args.networks:
                 model = network(name)
-                spent = 0.0
-                real = video.upscale_frame
+                rates, shares = [], []
+                for _ in range(args.repeats):
+                    spent = 0.0
+                    real = video.upscale_frame
 
-                def timed(*a, **k):
-                    nonlocal spent
-                    start = time.perf_counter()
-                    result = real(*a, **k)
-                    spent += time.perf_counter() - start
-                    return result
-                video.upscale_frame = timed
-                try:
-                    report = video.upscale_video(source, Path(tmp) / "out.mp4", model, progress=False)
-                finally:
-                    video.upscale_frame = real
-                print(f"{width}x{height} -> {report.width}x{report.height} {name:>7}: {report.fps:6.1f} frames/s "
-                      f"end to end, network {spent / report.seconds:.0%} of the time")
-
+                    def timed(*a, **k):
+                        nonlocal spent
+                        start = time.perf_counter()
+                        result = real(*a, **k)
+                        spent += time.perf_counter() - start
+                        return result
+                    video.upscale_frame = timed
+                    try:
+                        report = video.upscale_video(source, Path(tmp) / "out.mp4", model, progress=False)
+                    finally:
+                        video.upscale_frame = real
+                    rates.append(report.fps)
+                    shares.append(spent / report.seconds)
+                print(f"{width}x{height} -> {report.width}x{report.height} {name:>7}: "
+                      f"{statistics.median(rates):6.1f} frames/s end to end (median of {args.repeats}, "
+                      f"{min(rates):.1f}-{max(rates):.1f}), network {statistics.median(shares):.0%} of the time")
 
 if __name__ == "__main__":
     main()

@@ -7,12 +7,15 @@ studio-range luma), the two 4:2:0 chroma planes through Lanczos-3, sited as MPEG
 them (co-sited with the left luma column, centred between rows). The frame rate, the
 timestamps and the audio (copied, not re-encoded) are kept. The output is H.264 (libx264,
 CRF 18, preset ultrafast) in the container its suffix names, written to a temporary file and renamed when
-complete: an interrupted run leaves nothing behind.
+complete: an interrupted run leaves nothing behind. Encoding and writing run on a thread of their
+own (``_Writer``), so FFmpeg's work overlaps the network's.
 """
 from __future__ import annotations
 
 import os
+import queue
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +70,42 @@ def _plane(frame, index: int, height: int, width: int) -> np.ndarray:
     return np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:height, :width]
 
 
+class _Writer:
+    """Runs the output's encoding and muxing, in the order given, on one thread of its own: FFmpeg
+    releases the GIL, so it overlaps the next frame's network (about 20 % more frames per second
+    on two cores, benchmarks/bench_video.py). At most ``depth`` jobs wait, which bounds memory; the
+    first error stops the work and is raised in the caller's thread."""
+
+    def __init__(self, depth: int = 4) -> None:
+        self._jobs: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._abandoned = False
+        self._thread = threading.Thread(target=self._run, name="srlib-video-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            if self._error is None and not self._abandoned:
+                try:
+                    job()
+                except BaseException as exc:  # handed to the caller's thread, which raises it
+                    self._error = exc
+
+    def put(self, job) -> None:
+        """Queue ``job`` (a function of no arguments); raise the writer's error if it had one."""
+        if self._error is not None:
+            raise self._error
+        self._jobs.put(job)
+
+    def finish(self, *, abandon: bool = False) -> None:
+        """Wait for the queued jobs (skipping them when ``abandon``), then raise any error."""
+        self._abandoned = abandon
+        self._jobs.put(None)
+        self._thread.join()
+        if self._error is not None and not abandon:
+            raise self._error
+
+
 @torch.inference_mode()
 def upscale_frame(model: nn.Module, y: np.ndarray, u: np.ndarray, v: np.ndarray, *,
                   tile: int | None = None) -> np.ndarray:
@@ -84,6 +123,13 @@ def upscale_frame(model: nn.Module, y: np.ndarray, u: np.ndarray, v: np.ndarray,
     height, width = luma.shape
     packed = torch.cat([luma.reshape(-1), chroma[0].reshape(-1), chroma[1].reshape(-1)])
     return packed.to(torch.uint8).cpu().numpy().reshape(-1, width)[: height * 3 // 2]
+
+
+def _encode(av, writer, encoder, packed: np.ndarray, pts, time_base) -> None:
+    """Encode one packed yuv420p frame with the source frame's timestamp and mux its packets."""
+    out = av.VideoFrame.from_ndarray(packed, format="yuv420p")
+    out.pts, out.time_base = pts, time_base
+    writer.mux(encoder.encode(out))
 
 
 def upscale_video(source: str | os.PathLike, output: str | os.PathLike, model: nn.Module, *,
@@ -119,25 +165,30 @@ def upscale_video(source: str | os.PathLike, output: str | os.PathLike, model: n
                 copied = writer.add_stream_from_template(audio) if audio is not None else None
                 streams = [video] + ([audio] if audio is not None else [])
                 bar = tqdm(total=video.frames or None, disable=not progress, unit="frame", desc=f"{model.name} x{s}")
-                with bar:
-                    for packet in reader.demux(*streams):
-                        if packet.stream is audio:
-                            if packet.dts is not None:
-                                packet.stream = copied
-                                writer.mux(packet)
-                            continue
-                        for frame in packet.decode():
-                            if frame.format.name != "yuv420p":
-                                frame = frame.reformat(format="yuv420p")
-                            packed = upscale_frame(model, _plane(frame, 0, height, width),
-                                                   _plane(frame, 1, height // 2, width // 2),
-                                                   _plane(frame, 2, height // 2, width // 2), tile=tile)
-                            out = av.VideoFrame.from_ndarray(packed, format="yuv420p")
-                            out.pts, out.time_base = frame.pts, frame.time_base
-                            writer.mux(encoder.encode(out))
-                            frames += 1
-                            bar.update()
-                    writer.mux(encoder.encode(None))
+                jobs = _Writer()
+                try:
+                    with bar:
+                        for packet in reader.demux(*streams):
+                            if packet.stream is audio:
+                                if packet.dts is not None:
+                                    packet.stream = copied
+                                    jobs.put(lambda packet=packet: writer.mux(packet))
+                                continue
+                            for frame in packet.decode():
+                                if frame.format.name != "yuv420p":
+                                    frame = frame.reformat(format="yuv420p")
+                                packed = upscale_frame(model, _plane(frame, 0, height, width),
+                                                       _plane(frame, 1, height // 2, width // 2),
+                                                       _plane(frame, 2, height // 2, width // 2), tile=tile)
+                                jobs.put(lambda packed=packed, pts=frame.pts, base=frame.time_base:
+                                         _encode(av, writer, encoder, packed, pts, base))
+                                frames += 1
+                                bar.update()
+                        jobs.put(lambda: writer.mux(encoder.encode(None)))
+                except BaseException:
+                    jobs.finish(abandon=True)
+                    raise
+                jobs.finish()
         if frames == 0:
             raise VideoError(f"{source}: no frame could be decoded")
         os.replace(tmp, output)

@@ -1,5 +1,6 @@
 """Videos through `srlib upscale` (srlib.video): streamed frames, luma by the network, chroma by
 Lanczos-3, frame rate and audio kept, nothing left behind on failure."""
+import threading
 from fractions import Fraction
 from pathlib import Path
 
@@ -134,4 +135,33 @@ def test_an_interrupted_video_leaves_no_partial_file(tmp_path, network, monkeypa
     monkeypatch.setattr(video, "upscale_frame", interrupted)
     with pytest.raises(KeyboardInterrupt):
         video.upscale_video(tmp_path / "in.mp4", tmp_path / "out.mp4", network, progress=False)
-    assert [p.name for p in tmp_path.iterdir()] == ["in.mp4"]
+    assert [p.name for p in tmp_path.iterdir()] == ["in.mp4"] and not _writer_threads()
+
+
+def _writer_threads() -> list:
+    """The video writer threads still alive (each run must end its own)."""
+    return [t for t in threading.enumerate() if t.name == "srlib-video-writer"]
+
+
+def test_an_encoding_error_on_the_writer_thread_is_raised_and_leaves_nothing(tmp_path, network, monkeypatch):
+    make_clip(tmp_path / "in.mp4", frames=8)
+    calls = []
+
+    def failing(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("encoder broke")
+        return real(*args)
+    real = video._encode
+    monkeypatch.setattr(video, "_encode", failing)
+    with pytest.raises(RuntimeError, match="encoder broke"):
+        video.upscale_video(tmp_path / "in.mp4", tmp_path / "out.mp4", network, progress=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["in.mp4"] and not _writer_threads()
+
+
+def test_the_writer_thread_keeps_order_and_ends_with_the_video(tmp_path, network):
+    make_clip(tmp_path / "in.mp4", frames=20)
+    video.upscale_video(tmp_path / "in.mp4", tmp_path / "out.mp4", network, progress=False)
+    with av.open(str(tmp_path / "out.mp4")) as result:
+        pts = [frame.pts for frame in result.decode(video=0)]
+    assert len(pts) == 20 and pts == sorted(pts) and not _writer_threads()
