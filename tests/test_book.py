@@ -126,3 +126,11 @@ def test_the_whole_book_renders_from_its_stored_outputs_without_a_warning(tmp_pa
                             "--keep-going"], capture_output=True, text=True)
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
     assert (tmp_path / "_build" / "html" / "book" / "intro.html").is_file()
+
+
+@pytest.mark.parametrize("stem", ["ledger", "leaderboard"])
+def test_the_results_pages_fold_the_code_that_formats_their_tables(stem):
+    notebook = json.loads((BOOK / f"{stem}.ipynb").read_text())
+    shown = [i for i, cell in enumerate(notebook["cells"]) if cell["cell_type"] == "code"
+             and not {"parameters", "hide-input", "remove-input", "remove-cell", "hide-cell"} & set(cell["metadata"].get("tags", []))]
+    assert not shown, f"{stem}: code cells shown in the rendered page: {shown}"
