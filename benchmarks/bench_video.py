@@ -4,7 +4,7 @@ Target (the tool issue): 640x360 -> 1280x720 with SP-VDSR at >= 24 frames/s on 2
 time; the rate of every network at x2 for 640x360 and 720x480 (DVD) sources. A clip of moving
 waves with an AAC tone is encoded once per size (H.264), then ``srlib.video.upscale_video``
 runs each network on it ``--repeats`` times (the median and the range are printed: a shared
-machine's rate varies by a quarter from run to run); "network" is the share of the time spent
+machine's rate varies by a quarter from run to run; a network slower than a minute a clip runs once); "network" is the share of the time spent
 in ``upscale_frame``, which overlaps the encoding (done on a thread of its own).
 Speed does not depend on the weights, so networks without shipped x2 weights run with their
 initial ones. Asserts nothing: run it on an idle machine.
@@ -88,8 +88,10 @@ def main() -> None:
                         video.upscale_frame = real
                     rates.append(report.fps)
                     shares.append(spent / report.seconds)
+                    if report.seconds > 60:  # far from real time: one run says enough
+                        break
                 print(f"{width}x{height} -> {report.width}x{report.height} {name:>7}: "
-                      f"{statistics.median(rates):6.1f} frames/s end to end (median of {args.repeats}, "
+                      f"{statistics.median(rates):6.1f} frames/s end to end (median of {len(rates)}, "
                       f"{min(rates):.1f}-{max(rates):.1f}), network {statistics.median(shares):.0%} of the time")
 
 if __name__ == "__main__":
