@@ -1,4 +1,4 @@
 """``python -m srlib`` runs the ``srlib`` command."""
-from .cli import main
+from .cli import run
 
-raise SystemExit(main())
+run()
