@@ -12,6 +12,7 @@ import pytest
 
 ROOT = Path(__file__).parent.parent
 BOOK = ROOT / "book"
+JUPYTER_BOOK = Path(sys.executable).parent / "jupyter-book"  # the venv's, beside this Python
 # {glue:text}`key:.2f`, {glue}`key`, and the directive form ```{glue:figure} key
 REFERENCE = re.compile(r"\{glue(?::\w+)?\}`([^`:]+)(?::[^`]*)?`|\{glue:\w+\}[ \t]+([\w.-]+)")
 
@@ -88,7 +89,7 @@ def test_chapter_3_without_benchmark_data_glues_every_key_and_its_page_builds(tm
     shutil.copy(ROOT / "references.bib", site)
     shutil.copy(BOOK / "bibliography.md", site / "book")  # where the citations resolve
     (site / "_toc.yml").write_text("format: jb-book\nroot: book/03_measuring\nchapters:\n  - file: book/bibliography\n")
-    build = subprocess.run([str(Path(sys.executable).parent / "jupyter-book"), "build", str(site), "-W", "-n", "--keep-going"],
+    build = subprocess.run([str(JUPYTER_BOOK), "build", str(site), "-W", "-n", "--keep-going"],
                            env=env, capture_output=True, text=True)
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
 
@@ -119,10 +120,9 @@ def test_no_chapter_needs_myst_nb_outside_the_book_build():
 
 def test_the_whole_book_renders_from_its_stored_outputs_without_a_warning(tmp_path):
     """`make html` (the second half of `make book`), strict, into a folder of the test's own."""
-    jupyter_book = Path(sys.executable).parent / "jupyter-book"
-    if not jupyter_book.exists():
+    if not JUPYTER_BOOK.exists():
         pytest.skip("jupyter-book is not installed (make install)")
-    build = subprocess.run([str(jupyter_book), "build", str(ROOT), "--path-output", str(tmp_path), "-W", "-n",
+    build = subprocess.run([str(JUPYTER_BOOK), "build", str(ROOT), "--path-output", str(tmp_path), "-W", "-n",
                             "--keep-going"], capture_output=True, text=True)
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
     assert (tmp_path / "_build" / "html" / "book" / "intro.html").is_file()
