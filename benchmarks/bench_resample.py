@@ -8,7 +8,6 @@ faster than Pillow on a CUDA device when one is present. Prints times and ratios
 import argparse
 import time
 
-import srlib  # first: it turns on torch's huge-page allocations, read when torch first allocates
 import numpy as np
 import torch
 from PIL import Image

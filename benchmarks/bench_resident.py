@@ -15,7 +15,6 @@ partly Python. Asserts nothing.  python benchmarks/bench_resident.py [--steps 50
 import argparse
 import time
 
-import srlib  # first: it turns on torch's huge-page allocations, read when torch first allocates
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
