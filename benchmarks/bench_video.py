@@ -3,16 +3,22 @@
 Target (the tool issue): 640x360 -> 1280x720 with SP-VDSR at >= 24 frames/s on 2 cores, real
 time; the rate of every network at x2 for 640x360 and 720x480 (DVD) sources. A clip of moving
 waves with an AAC tone is encoded once per size (H.264), then ``srlib.video.upscale_video``
-runs each network on it ``--repeats`` times (the median and the range are printed: a shared
-machine's rate varies by a quarter from run to run; a network slower than a minute a clip runs once); "network" is the share of the time spent
-in ``upscale_frame``, which overlaps the encoding (done on a thread of its own).
+runs each network on it ``--repeats`` times, in a fresh process set up as the srlib command
+sets itself up (the median and the range are printed: a shared machine's rate varies by a
+quarter from run to run; a network slower than a minute a clip runs once); "network" is the
+share of the time spent in ``upscale_frame``, which overlaps the encoding (done on a thread
+of its own).
 Speed does not depend on the weights, so networks without shipped x2 weights run with their
 initial ones. Asserts nothing: run it on an idle machine.
 
     python benchmarks/bench_video.py [--frames 96] [--repeats 3] [--networks spvdsr espcn ...]
 """
 import argparse
+import json
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -56,43 +62,60 @@ def network(name: str) -> torch.nn.Module:
         return models.build(name, 2).eval()
 
 
+def measure(source: Path, name: str, repeats: int) -> dict:
+    """Frame rates of one network on one clip, in this process, set up as the srlib command
+    sets itself up (oneDNN capped at AVX2 for a narrow network)."""
+    model = network(name)
+    inference.prefer_avx2_for(model)
+    rates, shares = [], []
+    for _ in range(repeats):
+        spent = 0.0
+        real = video.upscale_frame
+
+        def timed(*a, **k):
+            nonlocal spent
+            start = time.perf_counter()
+            result = real(*a, **k)
+            spent += time.perf_counter() - start
+            return result
+        video.upscale_frame = timed
+        try:
+            report = video.upscale_video(source, source.with_name("out.mp4"), model, progress=False)
+        finally:
+            video.upscale_frame = real
+        rates.append(report.fps)
+        shares.append(spent / report.seconds)
+        if report.seconds > 60:  # far from real time: one run says enough
+            break
+    return {"rates": rates, "shares": shares, "size": [report.width, report.height]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=96)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--networks", nargs="+", default=NETWORKS, choices=NETWORKS)
+    parser.add_argument("--measure", nargs=2, metavar=("CLIP", "NETWORK"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure(Path(args.measure[0]), args.measure[1], args.repeats)))
+        return
     print(f"x2, {args.frames} frames, torch {torch.__version__} on {torch.get_num_threads()} threads, "
           f"H.264 {video.PRESET} CRF {video.CRF}, target: SP-VDSR 640x360 >= 24 frames/s")
+    env = {key: value for key, value in os.environ.items() if key != "ONEDNN_MAX_CPU_ISA"}
     with tempfile.TemporaryDirectory() as tmp:
         for width, height in SIZES:
             source = Path(tmp) / f"{width}x{height}.mp4"
             clip(source, width, height, args.frames)
-            for name in args.networks:
-                model = network(name)
-                rates, shares = [], []
-                for _ in range(args.repeats):
-                    spent = 0.0
-                    real = video.upscale_frame
-
-                    def timed(*a, **k):
-                        nonlocal spent
-                        start = time.perf_counter()
-                        result = real(*a, **k)
-                        spent += time.perf_counter() - start
-                        return result
-                    video.upscale_frame = timed
-                    try:
-                        report = video.upscale_video(source, Path(tmp) / "out.mp4", model, progress=False)
-                    finally:
-                        video.upscale_frame = real
-                    rates.append(report.fps)
-                    shares.append(spent / report.seconds)
-                    if report.seconds > 60:  # far from real time: one run says enough
-                        break
-                print(f"{width}x{height} -> {report.width}x{report.height} {name:>7}: "
+            for name in args.networks:  # each in a fresh process, as each srlib command runs
+                done = subprocess.run([sys.executable, __file__, "--repeats", str(args.repeats), "--measure",
+                                       str(source), name], check=True, capture_output=True, text=True, env=env)
+                found = json.loads(done.stdout)
+                rates, shares = found["rates"], found["shares"]
+                print(f"{width}x{height} -> {found['size'][0]}x{found['size'][1]} {name:>7}: "
                       f"{statistics.median(rates):6.1f} frames/s end to end (median of {len(rates)}, "
                       f"{min(rates):.1f}-{max(rates):.1f}), network {statistics.median(shares):.0%} of the time")
+
 
 if __name__ == "__main__":
     main()

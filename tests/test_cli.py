@@ -364,6 +364,16 @@ def test_upscale_without_a_model_uses_the_best_photo_network_shipped_for_the_sca
     assert status == 2 and "no pretrained weights for x7" in err and not (tmp_path / "x7.png").exists()
 
 
+@pytest.mark.parametrize("model, capped", [("spvdsr", True), ("fsrcnn", False)])
+def test_upscale_on_a_cpu_caps_onednn_at_avx2_for_narrow_networks(capsys, folder, tmp_path, monkeypatch, model, capped):
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.setattr(inference.platform, "machine", lambda: "x86_64")
+    status, _, err = _in_process(capsys, "upscale", str(folder / "a_rgb.png"), "-o", str(tmp_path / "big.png"),
+                                 "--scale", "2", "--model", model, "--device", "cpu")
+    assert (status, err) == (0, "")
+    assert os.environ.get("ONEDNN_MAX_CPU_ISA") == ("AVX2" if capped else None)
+
+
 def test_upscale_takes_shipped_weights_by_name(capsys, folder, tmp_path):
     entry = inference.pretrained_models()[0]
     source = folder / "a_rgb.png"

@@ -159,6 +159,25 @@ def test_tiled_luma_equals_one_pass(name, tile):
     assert (tiled - whole).abs().max().item() < 1e-5
 
 
+@pytest.mark.parametrize("name, scale, capped", [("spvdsr", 2, True), ("spvdsr", 4, True), ("espcn", 2, False),
+                                                  ("fsrcnn", 2, False), ("vdsr", 2, False)])
+def test_only_networks_with_narrow_hidden_layers_cap_onednn_at_avx2(monkeypatch, name, scale, capped):
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.setattr(inference.platform, "machine", lambda: "x86_64")
+    assert inference.prefer_avx2_for(models.build(name, scale)) is capped
+    assert os.environ.get("ONEDNN_MAX_CPU_ISA") == ("AVX2" if capped else None)
+
+
+def test_the_avx2_cap_never_overrides_a_setting_or_another_architecture(monkeypatch):
+    monkeypatch.setattr(inference.platform, "machine", lambda: "x86_64")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE")
+    assert not inference.prefer_avx2_for(models.build("spvdsr", 2))
+    assert os.environ["ONEDNN_MAX_CPU_ISA"] == "AVX512_CORE"
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    monkeypatch.setattr(inference.platform, "machine", lambda: "aarch64")
+    assert not inference.prefer_avx2_for(models.build("spvdsr", 2)) and "ONEDNN_MAX_CPU_ISA" not in os.environ
+
+
 def test_tiles_without_the_receptive_field_as_halo_would_show_seams():
     class NoHalo(models.SPVDSR):
         receptive_field = 0
