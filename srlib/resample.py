@@ -226,6 +226,10 @@ def _resample_rows(x: torch.Tensor, plan: _Plan) -> torch.Tensor:
 def _resample_cols(x: torch.Tensor, plan: _Plan) -> torch.Tensor:
     """Resample dimension -1 of ``x`` the same way, without transposing the image in memory:
     one matrix product for all blocks when they share their weights."""
+    if plan.out_len < plan.in_len and x.device.type == "cpu":
+        shrunk = _shrink_cols_in_place(x, plan)
+        if shrunk is not None:
+            return shrunk
     gathered = x.index_select(-1, torch.from_numpy(plan.rows.ravel()).to(x.device)).unflatten(-1, plan.rows.shape)
     weights = torch.from_numpy(plan.tiles).to(device=x.device, dtype=x.dtype)
     if plan.shared:
@@ -235,6 +239,41 @@ def _resample_cols(x: torch.Tensor, plan: _Plan) -> torch.Tensor:
     else:
         out = torch.einsum("...rbs,bis->...rbi", gathered, weights)
     return out.flatten(-2)[..., :plan.out_len]
+
+
+def _shrink_cols_in_place(x: torch.Tensor, plan: _Plan) -> torch.Tensor | None:
+    """``_resample_cols`` when shrinking on a CPU, reading the windows in place, or None when
+    the blocks do not tile the rows evenly. With the rows laid end to end, block b of row r
+    starts ``(r * blocks + b) * step`` samples in, so all inner blocks form one matrix of
+    rows ``step`` apart; a window longer than ``step`` is read as consecutive slices of at
+    most ``step`` columns (a valid matrix each), their products summed. The first and last
+    block of each row, which read mirrored samples, are redone from gathered copies. 2x
+    faster than gathering every window (benchmarks/bench_resample.py, x0.5); results move
+    at float rounding (the sums are split), which is why enlarging, the path of the
+    networks that interpolate, keeps the gather."""
+    blocks, block, span = plan.tiles.shape
+    step, width = plan.step, x.shape[-1]
+    if not (plan.shared and step and blocks * step == width):
+        return None
+    shift = int(plan.start[1]) - step  # inner block b reads samples b * step + shift onwards, unmirrored
+    windows = (np.arange(1, blocks - 1) * step + shift)[:, None] + np.arange(span)
+    if not (np.array_equal(plan.rows[1:-1], windows) and 0 <= step + shift and shift + span <= 2 * step):
+        return None
+    weights = torch.from_numpy(plan.tiles).to(dtype=x.dtype)
+    flat = x.contiguous().reshape(-1)
+    count = flat.numel() // step  # blocks of all rows, end to end
+    out = x.new_empty(count, block)
+    middle, kernel = out[1:-1], weights[1].T
+    for j in range(0, span, step):
+        piece = flat.as_strided((count - 2, min(step, span - j)), (step, 1), flat.storage_offset() + step + shift + j)
+        if j == 0:
+            torch.mm(piece, kernel[j:j + step], out=middle)
+        else:
+            middle.addmm_(piece, kernel[j:j + step])
+    y = out.reshape(*x.shape[:-1], blocks, block)
+    for end in (0, -1):
+        y[..., end, :] = torch.matmul(x.index_select(-1, torch.from_numpy(plan.rows[end])), weights[end].T)
+    return y.flatten(-2)[..., :plan.out_len]
 
 
 def _pair(value: float | Sequence[float], what: str) -> tuple[float, float]:

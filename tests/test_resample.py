@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from PIL import Image
 from skimage import data
 
+from srlib import resample
 from srlib.resample import KERNELS, contributions, cubic, imresize, mirror_index, resize, sinc
 
 PILLOW = {"nearest": Image.NEAREST, "box": Image.BOX, "bilinear": Image.BILINEAR,
@@ -130,17 +131,27 @@ def dense(in_len: int, out_len: int, scale: float, kernel: str) -> np.ndarray:
     return matrix
 
 
-@pytest.mark.parametrize("scale", [2, 3, 4, 0.5, 1 / 3, 1.7, 0.62])
+@pytest.mark.parametrize("width", [170, 192])
+@pytest.mark.parametrize("scale", [2, 3, 4, 0.5, 1 / 3, 0.25, 1.7, 0.62])
 @pytest.mark.parametrize("kernel", ["bicubic", "lanczos3"])
-def test_blocked_passes_equal_the_dense_matrix_product(scale, kernel):
+def test_blocked_passes_equal_the_dense_matrix_product(scale, kernel, width):
     # Integer factors take the fast paths (rows read in place, one shared tile for the
-    # columns); others the gathered one: every path must be the plain matrix product.
-    x = torch.rand(2, 3, 150, 170, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    # columns, read in place too when shrinking a width the blocks tile: 192 at 1/2, 1/3
+    # and 1/4); others the gathered one: every path must be the plain matrix product.
+    x = torch.rand(2, 3, 150, width, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
     out = resize(x, scale, kernel=kernel)
     rows = dense(150, out.shape[-2], scale, kernel)
-    cols = dense(170, out.shape[-1], scale, kernel)
+    cols = dense(width, out.shape[-1], scale, kernel)
     expected = torch.from_numpy(rows) @ x @ torch.from_numpy(cols).T
     assert (out - expected).abs().max().item() < 1e-12
+
+
+@pytest.mark.parametrize("scale, width, in_place", [(0.5, 192, True), (1 / 3, 192, True), (0.25, 192, True),
+                                                     (0.5, 170, False), (0.62, 192, False)])
+def test_shrinking_reads_the_column_windows_in_place_when_the_blocks_tile_the_rows(scale, width, in_place):
+    x = torch.rand(3, 40, width, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    plan = resample._plan(width, math.ceil(width * scale - 1e-9), scale, resample.get_kernel("bicubic"), True, 0.0, 16)
+    assert (resample._shrink_cols_in_place(x, plan) is not None) is in_place
 
 
 def test_torch_uint8_tensor_rounds_like_numpy(photo):
