@@ -365,8 +365,8 @@ def test_upscale_without_a_model_uses_the_best_photo_network_shipped_for_the_sca
 
 
 @pytest.mark.parametrize("model, capped", [("spvdsr", True), ("fsrcnn", False)])
-def test_upscale_on_a_cpu_caps_onednn_at_avx2_for_narrow_networks(capsys, folder, tmp_path, monkeypatch, model, capped):
-    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+def test_upscale_on_a_cpu_caps_onednn_at_avx2_for_narrow_networks(capsys, folder, tmp_path, monkeypatch, isa_unset,
+                                                                 model, capped):
     monkeypatch.setattr(inference.platform, "machine", lambda: "x86_64")
     status, _, err = _in_process(capsys, "upscale", str(folder / "a_rgb.png"), "-o", str(tmp_path / "big.png"),
                                  "--scale", "2", "--model", model, "--device", "cpu")

@@ -161,14 +161,13 @@ def test_tiled_luma_equals_one_pass(name, tile):
 
 @pytest.mark.parametrize("name, scale, capped", [("spvdsr", 2, True), ("spvdsr", 4, True), ("espcn", 2, False),
                                                   ("fsrcnn", 2, False), ("vdsr", 2, False)])
-def test_only_networks_with_narrow_hidden_layers_cap_onednn_at_avx2(monkeypatch, name, scale, capped):
-    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+def test_only_networks_with_narrow_hidden_layers_cap_onednn_at_avx2(monkeypatch, isa_unset, name, scale, capped):
     monkeypatch.setattr(inference.platform, "machine", lambda: "x86_64")
     assert inference.prefer_avx2_for(models.build(name, scale)) is capped
     assert os.environ.get("ONEDNN_MAX_CPU_ISA") == ("AVX2" if capped else None)
 
 
-def test_the_avx2_cap_never_overrides_a_setting_or_another_architecture(monkeypatch):
+def test_the_avx2_cap_never_overrides_a_setting_or_another_architecture(monkeypatch, isa_unset):
     monkeypatch.setattr(inference.platform, "machine", lambda: "x86_64")
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE")
     assert not inference.prefer_avx2_for(models.build("spvdsr", 2))
