@@ -32,7 +32,7 @@ def _reuse_freed_memory() -> None:
     upscale 0.40 -> 0.25 s. (Transparent huge pages, srlib's earlier cure, stalled the kernel
     on compaction: a first 1080p upscale took 1.2-1.5 s with them, 0.4-0.5 s without.) The
     cost: freed memory returns to the system only at exit or when over 1 GB lies free at the
-    heap's top (peak RSS of a 2 MP upscale 0.62 -> 0.84 GB; of an 81 MP one unchanged).
+    heap's top (peak RSS of a 2 MP upscale 0.6 -> 0.8-1.0 GB; of an 81 MP one unchanged, 2.8).
     Numerics are unchanged; on other C libraries (macOS, musl) this does nothing.
     """
     if not sys.platform.startswith("linux"):
