@@ -37,7 +37,8 @@ class Claim:
     chapter: str
 
 
-#: The article's quantitative claims (ARTICLE.md), each with the chapter that measures it.
+#: The quantitative claims of the article (Chrisostomo, 2020; `chrisostomo2020` in references.bib), each
+#: with the chapter that measures it.
 CLAIMS = (
     Claim("C1", "Mitchell–Netravali round trip ×0.5/×2 loses mostly high frequencies (edges)", "qualitative (figures)", "01_fir_filters"),
     Claim("C2", "Among FIR filters, Lanczos gives the best ×2 PSNR on the training set", "Lanczos best (table)", "01_fir_filters"),
