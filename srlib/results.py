@@ -37,7 +37,7 @@ class Claim:
     chapter: str
 
 
-#: The quantitative claims of the article (Chrisostomo, 2020; `chrisostomo2020` in references.bib), each
+#: The quantitative claims of the article (Chrisóstomo, 2020; `chrisostomo2020` in references.bib), each
 #: with the chapter that measures it.
 CLAIMS = (
     Claim("C1", "Mitchell–Netravali round trip ×0.5/×2 loses mostly high frequencies (edges)", "qualitative (figures)", "01_fir_filters"),
