@@ -173,6 +173,7 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
     with pytest.raises(ImageError, match="cannot write") as exc:
         write_image(path, RGBA)  # JPEG has no alpha channel
     _one_line_naming(exc, path)
+    assert ".tmp" not in str(exc.value)  # the hidden temporary it wrote to is never named
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["photo.jpg"]
 
