@@ -292,11 +292,16 @@ STRIP_PIXELS = 1 << 20
 TILE_BYTES = 256 << 20
 
 
+def _convolutions(model: nn.Module) -> list[nn.Module]:
+    """The network's convolution and deconvolution layers, input to output."""
+    return [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+
+
 def auto_tile(model: nn.Module) -> int:
     """The tile side, in LR pixels, at which the network's widest activation takes about
     ``TILE_BYTES``: SP-VDSR runs whole strips in one pass (tiles cost halos and small-image
     overheads: 1.3x its time on a 1080p frame at 512), VDSR x4 at HR size in 256-pixel tiles."""
-    widest = max(m.out_channels for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)))
+    widest = max(m.out_channels for m in _convolutions(model))
     per_pixel = 4 * widest * (int(model.scale) ** 2 if getattr(model, "interpolates_first", False) else 1)
     return max(64, math.isqrt(TILE_BYTES // per_pixel))
 
@@ -310,7 +315,7 @@ def prefer_avx2_for(model: nn.Module) -> bool:
     convolution, so this acts only before it, and never over a ``ONEDNN_MAX_CPU_ISA`` already
     set; results move at float32 rounding. The ``srlib`` command calls it. Returns whether
     the cap was set."""
-    convs = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    convs = _convolutions(model)
     narrow = len(convs) > 1 and max(m.out_channels for m in convs[:-1]) <= 8
     if not narrow or platform.machine().lower() not in ("x86_64", "amd64") or "ONEDNN_MAX_CPU_ISA" in os.environ:
         return False
